@@ -1,0 +1,127 @@
+"""start-up: launch → child's first instruction; total wall of ``INIT -- true``; floors.
+
+Also the "signal-safe window": exec of the init → SIGTERM blocked (or caught)."""
+
+from __future__ import annotations
+
+import subprocess
+
+from .common import BARE, PYTHON, Budget, Context, Section, Stats, fmt, helper, stats_table, table
+
+
+def _spawntime(argv: list[str]) -> tuple[int, int, int, str]:
+    p = subprocess.run([helper("spawntime"), *argv], capture_output=True, timeout=30,
+                       stdin=subprocess.DEVNULL)
+    lines = p.stdout.decode(errors="replace").splitlines()
+    if p.returncode != 0 or not lines:
+        raise RuntimeError(f"spawntime failed: {p.stderr.decode(errors='replace')[-200:]}")
+    t0, t1, status = (int(x) for x in lines[0].split())
+    return t0, t1, status, lines[1] if len(lines) > 1 else ""
+
+
+def run_startup(ctx: Context) -> Section:
+    sec = Section("startup", "Start-up: launch → child's first instruction, and `INIT -- true`")
+    first = helper("firstinsn")
+    rounds = 8 if ctx.quick else 40
+    budget = Budget((25 if ctx.quick else 100) * ctx.deadline_factor)
+    to_first: dict[str, list[float]] = {}
+    wall_true: dict[str, list[float]] = {}
+    errors: dict[str, str] = ctx.failures()
+    floor_py = "python3 -c pass (floor)"
+    floor_true = "bare `true` (floor)"
+    runners = [BARE, *ctx.available]
+    done = 0
+    for r in range(rounds):
+        if budget.over() and r >= 3:
+            break
+        for init in runners:  # interleaved: A B C A B C …
+            name = init.name
+            try:
+                t0, _, st, out = _spawntime(init.cmd([first]))
+                if st != 0 or not out.strip().isdigit():
+                    raise RuntimeError(f"exit {st}, output {out[:60]!r}")
+                to_first.setdefault(name, []).append((int(out) - t0) / 1e6)
+                t0, t1, st, _ = _spawntime(init.cmd(["true"]))
+                if st != 0:
+                    raise RuntimeError(f"`-- true` exit {st}")
+                key = floor_true if init.is_bare else name
+                wall_true.setdefault(key, []).append((t1 - t0) / 1e6)
+            except Exception as e:  # noqa: BLE001
+                errors[name] = str(e)[:200]
+        try:
+            t0, t1, st, _ = _spawntime([PYTHON, "-c", "pass"])
+            wall_true.setdefault(floor_py, []).append((t1 - t0) / 1e6)
+        except Exception as e:  # noqa: BLE001
+            errors[floor_py] = str(e)[:200]
+        done += 1
+    order = [BARE.name, *[i.name for i in ctx.inits]]
+    sec.add(f"{done} interleaved rounds. Launch is `posix_spawn` in a small C launcher; the child "
+            "is a static C program whose `main()` reads `CLOCK_MONOTONIC` first thing.")
+    sec.add("**Launch → child's first instruction** (ms)\n\n" +
+            stats_table("init", "ms", to_first, failures=errors, order=order))
+    order2 = [floor_true, floor_py, *[i.name for i in ctx.inits]]
+    sec.add("**Total wall time of `INIT -- true`** (launch → init exited, ms)\n\n" +
+            stats_table("init", "ms", wall_true, failures=errors, order=order2))
+    med = {k: (Stats.of(v).median if v else None) for k, v in to_first.items()}
+    medw = {k: (Stats.of(v).median if v else None) for k, v in wall_true.items()}
+    sec.head("launch → child's first instruction (median)",
+             {i.name: med.get(i.name) for i in ctx.inits}, "ms")
+    sec.head("wall time of `INIT -- true` (median)",
+             {i.name: medw.get(i.name) for i in ctx.inits}, "ms")
+    g, t = med.get("graceinit"), med.get("tini")
+    sec.raw = dict(to_first_ms=to_first, wall_true_ms=wall_true, errors=errors)
+    sec.raw["targets"] = [dict(
+        target="time-to-exec within 60 ms of tini",
+        graceinit=f"{fmt(g)} ms" if g is not None else "failed to run",
+        reference=f"tini {fmt(t)} ms; difference {fmt(g - t)} ms" if g is not None and t is not None else "",
+        met=(g - t <= 60) if g is not None and t is not None else None)]
+    return sec
+
+
+def run_sigwindow(ctx: Context) -> Section:
+    sec = Section("sigwindow", "Signal-safe window: exec of the init → SIGTERM blocked")
+    prog = helper("sigwin")
+    rounds = 5 if ctx.quick else 20
+    budget = Budget((20 if ctx.quick else 60) * ctx.deadline_factor)
+    blocked: dict[str, list[float]] = {}
+    safe: dict[str, list[float]] = {}
+    never: dict[str, int] = {}
+    errors = ctx.failures()
+    done = 0
+    for r in range(rounds):
+        if budget.over() and r >= 2:
+            break
+        for init in ctx.available:
+            try:
+                p = subprocess.run([prog, "3000", *init.cmd(["sleep", "2"])], capture_output=True,
+                                   timeout=30, stdin=subprocess.DEVNULL)
+                t_exec, t_blk, t_safe, _polls = (int(x) for x in p.stdout.split()[:4])
+                if not t_exec:
+                    raise RuntimeError("child never reached exec")
+                if t_blk:
+                    blocked.setdefault(init.name, []).append((t_blk - t_exec) / 1e6)
+                else:
+                    never[init.name] = never.get(init.name, 0) + 1
+                if t_safe:
+                    safe.setdefault(init.name, []).append((t_safe - t_exec) / 1e6)
+            except Exception as e:  # noqa: BLE001
+                errors[init.name] = str(e)[:200]
+        done += 1
+    sec.add(f"{done} interleaved rounds of `INIT -- sleep 2`. A C launcher notes `CLOCK_MONOTONIC` "
+            "just before `execve` of the init and polls `/proc/PID/status` in a tight loop "
+            "(one `pread` per poll, ~10–20 µs). Until SIGTERM is blocked (`SigBlk`) or caught "
+            "(`SigCgt`), a SIGTERM takes its default action: an init that is not PID 1 dies "
+            "without forwarding anything, and PID 1 ignores it (the kernel drops default-action "
+            "signals to a namespace's init) — either way the stop request is lost.")
+    order = [i.name for i in ctx.inits]
+    for k, v in never.items():
+        errors.setdefault(k, f"SIGTERM never blocked in {v} run(s) (within 3 s)")
+    sec.add("**exec → SIGTERM in SigBlk** (ms)\n\n" + stats_table("init", "ms", blocked, failures=errors, order=order))
+    sec.add("**exec → SIGTERM blocked or caught** (ms)\n\n" + stats_table("init", "ms", safe, failures=ctx.failures(), order=order))
+    mb = {k: Stats.of(v).median for k, v in blocked.items() if v}
+    ms = {k: Stats.of(v).median for k, v in safe.items() if v}
+    sec.head("signal-safe window: exec → SIGTERM blocked or caught (median)",
+             {i.name: ms.get(i.name) for i in ctx.inits}, "ms")
+    sec.raw = dict(blocked_ms=blocked, safe_ms=safe, never_blocked=never, errors=errors)
+    return sec
+

@@ -1,0 +1,3 @@
+from graceinit.boot import main
+
+main()

@@ -1,0 +1,173 @@
+"""The frozen configuration and the pure parsers that build it.
+
+Nothing here touches the system: values in, values (or ConfigError) out. The checks that
+need the file system (hooks exist, log paths writable) live with the code that uses them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping, Optional, Tuple
+
+Argv = Tuple[str, ...]
+
+
+class ConfigError(ValueError):
+    """Bad configuration: reported as one line, exit status 2, nothing spawned."""
+
+
+USAGE_ERROR = 2
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """The hooks of one phase: the files of a directory (by name), then commands."""
+
+    commands: Tuple[Argv, ...] = ()
+    directory: Optional[str] = None
+
+    def __bool__(self) -> bool:
+        return bool(self.commands) or self.directory is not None
+
+
+@dataclass(frozen=True)
+class Config:
+    command: Argv
+    process_group: bool = True
+    single_child: bool = False
+    rewrite: Mapping[int, int] = field(default_factory=lambda: MappingProxyType({}))
+    subreaper: Optional[bool] = None  # None: on unless graceinit is PID 1
+    pdeathsig: Optional[int] = None
+    remap_exit: Mapping[int, int] = field(default_factory=lambda: MappingProxyType({}))
+    quiet: bool = False
+    verbose: int = 0
+    pre_hooks: Hooks = Hooks()
+    stop_hooks: Hooks = Hooks()
+    post_hooks: Hooks = Hooks()
+    stop_delay: float = 0.0
+    grace_period: Optional[float] = None  # None: wait for the child as long as it takes
+    hook_timeout: float = 30.0
+    leftover_grace: float = 5.0
+    termination_budget: Optional[float] = None
+    ready_file: Optional[str] = None
+    stdout: Optional[str] = None
+    stderr: Optional[str] = None
+    link_stdout: Optional[str] = None
+    link_stderr: Optional[str] = None
+
+
+# --- signals -----------------------------------------------------------------------------
+
+_RT_NAME = re.compile(r"^RTM(IN|AX)(?:([+-])(\d+))?$")
+
+
+def parse_signal(text: str) -> int:
+    """`TERM`, `SIGTERM`, `sigterm`, `15`, `RTMIN+3` -> signal number."""
+    name = text.strip().upper()
+    if name.isdigit():
+        number = int(name)
+        if number in signal.valid_signals():
+            return number
+        raise ConfigError(f"{text!r} is not a valid signal number")
+    if name.startswith("SIG"):
+        name = name[3:]
+    rt = _RT_NAME.match(name)
+    if rt:
+        base = signal.SIGRTMIN if rt.group(1) == "MIN" else signal.SIGRTMAX
+        offset = int(rt.group(3) or 0) * (-1 if rt.group(2) == "-" else 1)
+        number = int(base) + offset
+        if signal.SIGRTMIN <= number <= signal.SIGRTMAX:
+            return number
+        raise ConfigError(f"{text!r} is outside the real-time signal range")
+    member = getattr(signal.Signals, "SIG" + name, None)
+    if member is None:
+        raise ConfigError(f"unknown signal {text!r}")
+    return int(member)
+
+
+def signal_name(number: int) -> str:
+    if signal.SIGRTMIN <= number <= signal.SIGRTMAX:
+        if number == signal.SIGRTMIN:
+            return "SIGRTMIN"
+        if number == signal.SIGRTMAX:
+            return "SIGRTMAX"
+        return f"SIGRTMIN+{number - signal.SIGRTMIN}"
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def parse_rewrite(text: str) -> Tuple[int, int]:
+    """`TERM:QUIT` -> (15, 3); `TO` may be 0, which drops the signal."""
+    source, sep, target = text.partition(":")
+    if not sep:
+        raise ConfigError(f"{text!r} is not FROM:TO (for example TERM:QUIT, or HUP:0 to drop)")
+    source_number = parse_signal(source)
+    return source_number, 0 if target.strip() == "0" else parse_signal(target)
+
+
+def parse_exit_remap(text: str) -> Tuple[int, int]:
+    """`143:0` -> (143, 0); both sides 0..255."""
+    source, sep, target = text.partition(":")
+    try:
+        pair = int(source), int(target)
+    except ValueError:
+        pair = (-1, -1)
+    if not sep or not all(0 <= code <= 255 for code in pair):
+        raise ConfigError(f"{text!r} is not FROM:TO with exit statuses 0-255 (for example 143:0)")
+    return pair
+
+
+# --- durations ---------------------------------------------------------------------------
+
+_DURATION = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+UNLIMITED_WORDS = ("inf", "infinity", "unlimited", "none")
+
+
+def parse_duration(text: str, *, allow_unlimited: bool = False) -> Optional[float]:
+    """`5`, `1.5`, `500ms`, `5s`, `2m`, `1h` -> seconds; `inf` -> None where allowed."""
+    value = text.strip().lower()
+    if allow_unlimited and value in UNLIMITED_WORDS:
+        return None
+    match = _DURATION.match(value)
+    if not match:
+        hint = " or 'unlimited'" if allow_unlimited else ""
+        if value.startswith("-"):
+            raise ConfigError(f"{text!r}: a duration cannot be negative")
+        raise ConfigError(f"{text!r} is not a duration (seconds, or with ms/s/m/h{hint})")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+# --- hooks -------------------------------------------------------------------------------
+
+
+def parse_hook(text: str) -> Argv:
+    """Split like a shell word list; never run through a shell."""
+    try:
+        argv = tuple(shlex.split(text))
+    except ValueError as error:
+        raise ConfigError(f"hook {text!r}: {error}") from None
+    if not argv:
+        raise ConfigError("empty hook command")
+    return argv
+
+
+# --- exit statuses -----------------------------------------------------------------------
+
+
+def exit_status(wait_status: int) -> int:
+    """A wait(2) status as a shell reports it: the code, or 128+N for signal N."""
+    code = os.waitstatus_to_exitcode(wait_status)
+    return 128 - code if code < 0 else code
+
+
+def death_signal(wait_status: int) -> Optional[int]:
+    code = os.waitstatus_to_exitcode(wait_status)
+    return -code if code < 0 else None

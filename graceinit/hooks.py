@@ -1,0 +1,53 @@
+"""Hooks: which commands a phase runs, checked before anything starts, and what they see."""
+
+from __future__ import annotations
+
+import os
+from typing import List, Mapping, Optional
+
+from graceinit.config import Argv, ConfigError, Hooks
+from graceinit.spawn import Environ, SpawnError, check_command
+
+
+def commands(hooks: Hooks) -> List[Argv]:
+    """The phase's commands in the order they run: the directory's executable files by
+    name (like s6-overlay's cont-init.d), then the --*-hook commands in the order given."""
+    found: List[Argv] = []
+    if hooks.directory is not None:
+        try:
+            names = sorted(os.listdir(hooks.directory))
+        except OSError:
+            names = []  # checked at start-up; if it vanished since, there is nothing to run
+        for name in names:
+            path = os.path.join(hooks.directory, name)
+            if os.path.isfile(path) and os.access(path, os.X_OK):
+                found.append((path,))
+    found.extend(hooks.commands)
+    return found
+
+
+def validate(phase: str, hooks: Hooks, environ: Mapping[bytes, bytes]) -> None:
+    if hooks.directory is not None and not os.path.isdir(hooks.directory):
+        raise ConfigError(f"--{phase}-hook-dir {hooks.directory!r}: no such directory")
+    for argv in hooks.commands:
+        try:
+            check_command(argv, environ)
+        except SpawnError as error:
+            raise ConfigError(f"--{phase}-hook: {error}") from None
+
+
+def environ_for(
+    base: Mapping[bytes, bytes],
+    phase: str,
+    child_pid: Optional[int],
+    exit_code: Optional[int] = None,
+    exit_signal: Optional[str] = None,
+) -> Environ:
+    env = dict(base)
+    env[b"GRACEINIT_PHASE"] = phase.encode()
+    env[b"GRACEINIT_CHILD_PID"] = str(child_pid).encode() if child_pid else b""
+    if exit_code is not None:
+        env[b"GRACEINIT_EXIT_CODE"] = str(exit_code).encode()
+    if exit_signal is not None:
+        env[b"GRACEINIT_EXIT_SIGNAL"] = exit_signal.encode()
+    return env

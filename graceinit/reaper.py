@@ -1,0 +1,45 @@
+"""Reaping: collect every exited child, and make sure orphans become our children."""
+
+from __future__ import annotations
+
+import os
+from typing import List, Tuple
+
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def reap() -> List[Tuple[int, int]]:
+    """Collect every child that has exited: (pid, wait status) pairs.
+
+    SIGCHLD coalesces — one signal may stand for many exits — so loop until none is left.
+    """
+    exited = []
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return exited
+        if pid == 0:
+            return exited
+        exited.append((pid, status))
+
+
+def _prctl(option: int, value: int) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(option, value, 0, 0, 0) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+
+
+def become_subreaper() -> None:
+    """Orphans of our descendants are re-parented to us instead of to the real init."""
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def set_parent_death_signal(signum: int, parent_at_start: int) -> None:
+    _prctl(_PR_SET_PDEATHSIG, signum)
+    if os.getppid() != parent_at_start:
+        os.kill(os.getpid(), signum)  # the parent died before we asked: the signal is due now

@@ -1,0 +1,94 @@
+"""Signal plumbing: every signal graceinit handles becomes one byte on a pipe.
+
+The C-level handler CPython installs writes the signal number to the "wakeup fd" the moment
+the signal arrives, so the event loop can sleep in poll(2) with no timer and still wake at
+once. Reading the numbers from the pipe (rather than trusting the Python-level handler,
+which runs once per burst) keeps each queued real-time signal as its own event.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Iterable, List
+
+# Never catchable.
+_UNCATCHABLE = {signal.SIGKILL, signal.SIGSTOP}
+# Raised by the CPU for a fault in graceinit itself. A handler that returns would re-run the
+# faulting instruction forever, so these stay blocked: a real fault still kills graceinit (the
+# kernel forces it), and a kill(2) of one stays pending instead of being forwarded.
+SYNCHRONOUS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL})
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+
+
+def handled_signals() -> List[int]:
+    return sorted(
+        int(s) for s in signal.valid_signals() if s not in _UNCATCHABLE and s not in SYNCHRONOUS
+    )
+
+
+def _ignore_python_level(signum: int, frame: object) -> None:
+    """The byte on the wakeup fd is the event; the Python-level call has nothing to do."""
+
+
+class SignalInbox:
+    """Owns signal dispositions for the life of the process."""
+
+    def __init__(self, early: Iterable[int] = ()) -> None:
+        self._read_fd, self._write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._early = list(early)
+        for signum in handled_signals():
+            signal.signal(signum, _ignore_python_level)
+        signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
+
+    @property
+    def fileno(self) -> int:
+        return self._read_fd
+
+    def open(self) -> None:
+        """Unblock: whatever arrived while blocked since boot is delivered now, in order."""
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, handled_signals())
+
+    def drain(self) -> List[int]:
+        received, self._early = self._early, []
+        while True:
+            try:
+                chunk = os.read(self._read_fd, 4096)
+            except BlockingIOError:
+                return received
+            if not chunk:
+                return received
+            received.extend(chunk)
+
+
+def detach_blocked(signals: Iterable[int], sender: int) -> List[int]:
+    """Consume pending (blocked) signals; return those not sent by `sender`.
+
+    Used after giving up the controlling terminal: the kernel then sends SIGHUP and SIGCONT
+    to our own process group *as if we had sent them*, and those must not reach the child.
+    """
+    kept: List[int] = []
+    wanted = list(signals)
+    while True:
+        info = signal.sigtimedwait(wanted, 0)
+        if info is None:
+            return kept
+        if info.si_pid != sender:
+            kept.append(info.si_signo)
+
+
+def block_all() -> List[int]:
+    """Block everything (before fork); returns the previous mask for restore()."""
+    return list(signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals()))
+
+
+def restore(mask: Iterable[int]) -> None:
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def reset_for_exec() -> None:
+    """In a forked child: default dispositions, no wakeup fd, empty mask — then exec."""
+    signal.set_wakeup_fd(-1)
+    for signum in handled_signals():
+        signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())

@@ -1,0 +1,170 @@
+"""Starting processes: fork, set the child up, exec — and report a failed exec clearly.
+
+A hand-written fork/exec rather than subprocess: the child must get an empty signal mask and
+default dispositions (graceinit blocks and handles everything), may need a new session that
+takes the terminal, and must not be waited for by anyone but the event loop, which reaps
+every process with waitpid(-1).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass, field
+from typing import Dict, Mapping, Optional, Sequence
+
+from graceinit import signals, terminal
+
+Environ = Dict[bytes, bytes]
+
+NOT_FOUND = 127
+NOT_EXECUTABLE = 126
+
+
+class SpawnError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Proc:
+    """A process graceinit started and waits for."""
+
+    pid: int
+    pgid: int  # 0 when it shares graceinit's process group
+    argv: Sequence[str]
+    wait_status: Optional[int] = field(default=None)
+
+    @property
+    def running(self) -> bool:
+        return self.wait_status is None
+
+
+def original_environ() -> Environ:
+    """The environment exactly as graceinit received it.
+
+    The interpreter edits its own environment at start-up (PEP 538 adds LC_CTYPE=C.UTF-8
+    under the C locale); /proc/self/environ still holds the block the kernel handed over.
+    """
+    try:
+        with open("/proc/self/environ", "rb") as block:
+            raw = block.read()
+    except OSError:
+        return dict(os.environb)
+    environ: Environ = {}
+    for entry in raw.split(b"\0"):
+        name, sep, value = entry.partition(b"=")
+        if sep and name:
+            environ.setdefault(name, value)  # getenv(3) finds the first one
+    return environ
+
+
+def resolve(name: str, environ: Mapping[bytes, bytes]) -> bytes:
+    """Find a command the way a shell does, to report 127 and 126 before forking."""
+    target = os.fsencode(name)
+    if b"/" in target:
+        return target
+    denied = None
+    for directory in environ.get(b"PATH", os.defpath.encode()).split(b":"):
+        candidate = os.path.join(directory or b".", target)
+        if os.path.isfile(candidate):
+            if os.access(candidate, os.X_OK):
+                return candidate
+            denied = denied or candidate
+    if denied:
+        raise SpawnError(NOT_EXECUTABLE, f"cannot run {name!r}: {os.fsdecode(denied)} is not executable")
+    raise SpawnError(NOT_FOUND, f"cannot run {name!r}: command not found")
+
+
+def check_command(argv: Sequence[str], environ: Mapping[bytes, bytes]) -> None:
+    """Raise SpawnError now if argv[0] could not be executed later."""
+    path = resolve(argv[0], environ)
+    if not os.path.exists(path):
+        raise SpawnError(NOT_FOUND, f"cannot run {argv[0]!r}: no such file")
+    if os.path.isdir(path) or not os.access(path, os.X_OK):
+        raise SpawnError(NOT_EXECUTABLE, f"cannot run {argv[0]!r}: not executable")
+
+
+def spawn(
+    argv: Sequence[str],
+    environ: Mapping[bytes, bytes],
+    session: terminal.Session,
+    stdio: Sequence[Optional[int]] = (None, None, None),
+) -> Proc:
+    """Start argv; returns once the child has exec'd (or raises SpawnError).
+
+    `stdio` gives, for fds 0-2, a descriptor to put there or None to inherit graceinit's.
+    """
+    executable = resolve(argv[0], environ)
+    args = [os.fsencode(a) for a in argv]
+    env = dict(environ)
+    report_r, report_w = os.pipe()  # close-on-exec: EOF tells the parent exec succeeded
+    mask = signals.block_all()  # the child must not run our handlers before exec
+    try:
+        pid = os.fork()
+        if pid == 0:
+            _become(executable, args, env, session, stdio, report_w)  # never returns
+    finally:
+        signals.restore(mask)
+    os.close(report_w)
+    try:
+        report = _read_all(report_r)
+    finally:
+        os.close(report_r)
+    if report:
+        os.waitpid(pid, 0)  # it is ours to collect: it never became the program
+        stage, _, code = report.decode(errors="replace").partition(":")
+        raise _exec_error(argv[0], stage, int(code) if code.isdigit() else 0)
+    pgid = 0 if session is terminal.Session.SHARED else pid
+    return Proc(pid=pid, pgid=pgid, argv=tuple(argv))
+
+
+def _become(
+    executable: bytes,
+    args: Sequence[bytes],
+    env: Mapping[bytes, bytes],
+    session: terminal.Session,
+    stdio: Sequence[Optional[int]],
+    report_w: int,
+) -> None:
+    stage = "setup"
+    try:
+        terminal.enter_in_child(session)
+        for target, source in enumerate(stdio):
+            if source is not None and source != target:
+                os.dup2(source, target)
+        signals.reset_for_exec()
+        stage = "exec"
+        os.execve(executable, args, env)
+    except OSError as error:
+        _report(report_w, f"{stage}:{error.errno or 0}")
+    except BaseException:
+        _report(report_w, f"{stage}:0")
+    finally:
+        os._exit(NOT_FOUND)
+
+
+def _report(fd: int, text: str) -> None:
+    try:
+        os.write(fd, text.encode())
+    except OSError:
+        pass
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while True:
+        chunk = os.read(fd, 512)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _exec_error(name: str, stage: str, code: int) -> SpawnError:
+    reason = os.strerror(code) if code else "unexpected error"
+    if stage == "exec" and code in (errno.ENOENT, errno.ENOTDIR):
+        return SpawnError(NOT_FOUND, f"cannot run {name!r}: {reason}")
+    if stage == "exec" and code == errno.ENOEXEC:
+        reason += " (a script without a #! line?)"
+    return SpawnError(NOT_EXECUTABLE, f"cannot run {name!r}: {reason}")

@@ -1,0 +1,93 @@
+"""The real operating system behind the supervisor's `System` seam."""
+
+from __future__ import annotations
+
+import math
+import os
+import select
+import signal
+import time
+from typing import Dict, List, Optional, Sequence
+
+from graceinit import procs, reaper, spawn
+from graceinit.events import Event, Exited, Gone, Signal
+from graceinit.output import ChildOutput
+from graceinit.signals import SignalInbox
+from graceinit.spawn import Environ, Proc
+from graceinit.terminal import Session
+
+
+class LinuxSystem:
+    def __init__(self, inbox: SignalInbox, session: Session, child_output: ChildOutput) -> None:
+        self._inbox = inbox
+        self._session = session
+        self._child_output = child_output
+        self._poller = select.poll()
+        self._poller.register(inbox.fileno, select.POLLIN)
+        self._pidfds: Dict[int, int] = {}  # fd -> pid
+        self._devnull: Optional[int] = None
+        self._pidfd_supported = True
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def wait(self, timeout: Optional[float]) -> List[Event]:
+        # poll(2) takes milliseconds: round up, or a deadline 0.4 ms away spins.
+        millis = None if timeout is None else math.ceil(timeout * 1000)
+        events: List[Event] = []
+        for fd, _ in self._poller.poll(millis):
+            if fd == self._inbox.fileno:
+                for signum in self._inbox.drain():
+                    if signum != signal.SIGCHLD:
+                        events.append(Signal(signum))
+            else:
+                events.append(Gone(self._unwatch(fd)))
+        # Reap on every wake-up, not only on SIGCHLD: a flood of signals may have filled the
+        # pipe and crowded its byte out. It costs one waitpid(2) when there is nothing.
+        events.extend(Exited(pid, status) for pid, status in reaper.reap())
+        return events
+
+    def spawn_child(self, argv: Sequence[str], environ: Environ) -> Proc:
+        return spawn.spawn(argv, environ, self._session, self._child_output.stdio)
+
+    def spawn_hook(self, argv: Sequence[str], environ: Environ) -> Proc:
+        if self._devnull is None:
+            self._devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        return spawn.spawn(argv, environ, Session.NEW, (self._devnull, None, None))
+
+    def send(self, pid: int, signum: int) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def send_group(self, pgid: int, signum: int) -> None:
+        try:
+            os.killpg(pgid, signum)
+        except ProcessLookupError:
+            pass
+
+    def leftovers(self) -> List[int]:
+        return procs.leftovers()
+
+    def watch(self, pid: int) -> bool:
+        if not self._pidfd_supported:
+            return False
+        try:
+            fd = procs.open_pidfd(pid)
+        except OSError:
+            self._pidfd_supported = False
+            return False
+        if fd is None:
+            return False
+        self._pidfds[fd] = pid
+        self._poller.register(fd, select.POLLIN)
+        return True
+
+    def _unwatch(self, fd: int) -> int:
+        self._poller.unregister(fd)
+        os.close(fd)
+        return self._pidfds.pop(fd)
+
+    def alive(self, pid: int) -> bool:
+        return procs.alive(pid)
