@@ -78,7 +78,7 @@ def parse_signal(text: str) -> int:
         name = name[3:]
     rt = _RT_NAME.match(name)
     if rt:
-        base = signal.SIGRTMIN if rt.group(1) == "MIN" else signal.SIGRTMAX
+        base = signal.SIGRTMIN if rt.group(1) == "IN" else signal.SIGRTMAX
         offset = int(rt.group(3) or 0) * (-1 if rt.group(2) == "-" else 1)
         number = int(base) + offset
         if signal.SIGRTMIN <= number <= signal.SIGRTMAX:

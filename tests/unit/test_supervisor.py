@@ -1,0 +1,314 @@
+"""The stop sequence, replayed against a fake system with a fake clock.
+
+Each test scripts what the world does (a signal at t=1.0, a child that exits 0.2 s after it
+is sent SIGTERM, ...) and checks what the supervisor did and when. No process is started and
+no time passes, so these pin the sequence's logic exactly; tests/integration checks that the
+real system behaves the same.
+"""
+
+from __future__ import annotations
+
+import heapq
+import signal
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import pytest
+
+from graceinit.config import Config, Hooks
+from graceinit.events import Event, Exited, Gone, Signal
+from graceinit.spawn import Proc, SpawnError
+from graceinit.supervisor import HOOK_TIMED_OUT, INTERNAL_ERROR, Supervisor
+
+TERM, INT, KILL, HUP, QUIT, USR1 = (
+    signal.SIGTERM, signal.SIGINT, signal.SIGKILL, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+)
+
+
+def exited(code: int) -> int:
+    return code << 8
+
+
+def killed(signum: int) -> int:
+    return signum
+
+
+@dataclass
+class Behaviour:
+    """How a fake process reacts: exit after `runs` seconds, or on a signal."""
+
+    runs: Optional[float] = None
+    code: int = 0
+    on_signal: Dict[int, float] = field(default_factory=dict)  # signal -> seconds until death
+
+
+class FakeSystem:
+    def __init__(self, behaviours: Dict[str, Behaviour]) -> None:
+        self.clock = 0.0
+        self.behaviours = behaviours
+        self.queue: List[Tuple[float, int, Event]] = []
+        self.seq = 0
+        self.log: List[Tuple[float, str, object]] = []
+        self.procs: Dict[int, Tuple[str, Proc]] = {}
+        self.next_pid = 100
+        self.leftover_pids: List[int] = []
+        self.dying: set = set()
+        self.environs: Dict[str, Dict[bytes, bytes]] = {}
+
+    # scripting
+    def at(self, when: float, event: Event) -> None:
+        self.seq += 1
+        heapq.heappush(self.queue, (when, self.seq, event))
+
+    def actions(self, kind: str) -> List[Tuple[float, object]]:
+        return [(t, what) for t, k, what in self.log if k == kind]
+
+    # System
+    def now(self) -> float:
+        return self.clock
+
+    def wait(self, timeout: Optional[float]) -> List[Event]:
+        if not self.queue:
+            assert timeout is not None, "the supervisor would block forever"
+            self.clock += timeout
+            return []
+        when = self.queue[0][0]
+        if timeout is not None and when > self.clock + timeout:
+            self.clock += timeout
+            return []
+        self.clock = max(self.clock, when)
+        events = []
+        while self.queue and self.queue[0][0] <= self.clock:
+            event = heapq.heappop(self.queue)[2]
+            if isinstance(event, Gone):
+                self.dying.discard(event.pid)
+            events.append(event)
+        return events
+
+    def _start(self, argv: Sequence[str], environ: Dict[bytes, bytes]) -> Proc:
+        name = argv[0]
+        self.log.append((self.clock, "spawn", name))
+        behaviour = self.behaviours.get(name, Behaviour())
+        if behaviour.runs == -1:
+            raise SpawnError(127, f"cannot run {name!r}: command not found")
+        pid = self.next_pid
+        self.next_pid += 1
+        proc = Proc(pid=pid, pgid=pid, argv=tuple(argv))
+        self.procs[pid] = (name, proc)
+        self.environs[name] = environ
+        if behaviour.runs is not None:
+            self.at(self.clock + behaviour.runs, Exited(pid, exited(behaviour.code)))
+        return proc
+
+    def spawn_child(self, argv: Sequence[str], environ: Dict[bytes, bytes]) -> Proc:
+        return self._start(argv, environ)
+
+    def spawn_hook(self, argv: Sequence[str], environ: Dict[bytes, bytes]) -> Proc:
+        return self._start(argv, environ)
+
+    def _deliver(self, pid: int, signum: int) -> None:
+        if pid not in self.procs:
+            return
+        name, _ = self.procs[pid]
+        delay = self.behaviours.get(name, Behaviour()).on_signal.get(signum)
+        if signum == KILL:
+            delay = 0.0
+        if delay is not None:
+            self.procs.pop(pid)
+            self.at(self.clock + delay, Exited(pid, killed(signum)))
+
+    def send(self, pid: int, signum: int) -> None:
+        self.log.append((self.clock, "send", (self._name(pid), signum)))
+        if pid in self.leftover_pids:
+            if signum in (TERM, KILL):
+                self.leftover_pids.remove(pid)
+                self.dying.add(pid)
+                self.at(self.clock + 0.1, Gone(pid))  # alive until the event is delivered
+            return
+        self._deliver(pid, signum)
+
+    def send_group(self, pgid: int, signum: int) -> None:
+        self.log.append((self.clock, "send_group", (self._name(pgid), signum)))
+        self._deliver(pgid, signum)
+
+    def _name(self, pid: int) -> str:
+        return self.procs[pid][0] if pid in self.procs else str(pid)
+
+    def leftovers(self) -> List[int]:
+        return list(self.leftover_pids)
+
+    def watch(self, pid: int) -> bool:
+        return True
+
+    def alive(self, pid: int) -> bool:
+        return pid in self.leftover_pids or pid in self.dying
+
+
+def run(config: Config, system: FakeSystem) -> int:
+    return Supervisor(config, system, {b"PATH": b"/bin"}).run()
+
+
+def cfg(**kw: object) -> Config:
+    return Config(command=("app",), **kw)  # type: ignore[arg-type]
+
+
+def test_child_exit_status_passes_through() -> None:
+    system = FakeSystem({"app": Behaviour(runs=1.0, code=3)})
+    assert run(cfg(), system) == 3
+    assert system.clock == pytest.approx(1.0)
+
+
+def test_stop_sequence_order_and_timing() -> None:
+    system = FakeSystem({
+        "app": Behaviour(on_signal={TERM: 0.5}),
+        "stop-hook": Behaviour(runs=0.2),
+        "post-hook": Behaviour(runs=0.1),
+    })
+    system.at(1.0, Signal(TERM))
+    status = run(cfg(stop_hooks=Hooks(commands=(("stop-hook",),)), stop_delay=2.0,
+                     post_hooks=Hooks(commands=(("post-hook",),))), system)
+    assert status == 128 + TERM
+    spawns = system.actions("spawn")
+    assert [name for _, name in spawns] == ["app", "stop-hook", "post-hook"]
+    assert spawns[1][0] == pytest.approx(1.0)  # stop hook at once
+    forwarded = system.actions("send_group")
+    assert forwarded == [(pytest.approx(3.2), ("app", TERM))]  # after hook (0.2) + delay (2.0)
+    assert spawns[2][0] == pytest.approx(3.7)  # post hook once the child is gone
+    post_env = system.environs["post-hook"]
+    assert post_env[b"GRACEINIT_PHASE"] == b"post"
+    assert post_env[b"GRACEINIT_EXIT_CODE"] == b"143"
+    assert post_env[b"GRACEINIT_EXIT_SIGNAL"] == b"SIGTERM"
+
+
+def test_grace_period_escalates_to_sigkill_and_post_hook_runs() -> None:
+    system = FakeSystem({"app": Behaviour(), "post": Behaviour(runs=0.1)})
+    system.at(1.0, Signal(TERM))
+    status = run(cfg(grace_period=5.0, post_hooks=Hooks(commands=(("post",),))), system)
+    assert status == 137
+    assert system.actions("send_group") == [(1.0, ("app", TERM)), (6.0, ("app", KILL))]
+    assert system.environs["post"][b"GRACEINIT_EXIT_SIGNAL"] == b"SIGKILL"
+
+
+def test_remap_applies_last_and_post_hook_sees_it() -> None:
+    system = FakeSystem({"app": Behaviour(), "post": Behaviour(runs=0.1)})
+    system.at(1.0, Signal(TERM))
+    config = cfg(grace_period=1.0, remap_exit={137: 0}, post_hooks=Hooks(commands=(("post",),)))
+    assert run(config, system) == 0
+    assert system.environs["post"][b"GRACEINIT_EXIT_CODE"] == b"0"
+
+
+def test_second_stop_signal_cuts_the_delay_short() -> None:
+    system = FakeSystem({"app": Behaviour(on_signal={TERM: 0.1})})
+    system.at(1.0, Signal(TERM))
+    system.at(2.0, Signal(TERM))
+    run(cfg(stop_delay=10.0), system)
+    assert system.actions("send_group") == [(2.0, ("app", TERM))]
+
+
+def test_third_stop_signal_in_grace_period_kills() -> None:
+    system = FakeSystem({"app": Behaviour()})
+    system.at(1.0, Signal(INT))
+    system.at(2.0, Signal(INT))
+    system.at(3.0, Signal(INT))
+    assert run(cfg(), system) == 137
+    assert system.actions("send_group") == [(1.0, ("app", INT)), (2.0, ("app", INT)), (3.0, ("app", KILL))]
+
+
+def test_child_exiting_during_delay_ends_it_at_once() -> None:
+    system = FakeSystem({"app": Behaviour(runs=2.0, code=0)})
+    system.at(1.0, Signal(TERM))
+    assert run(cfg(stop_delay=30.0), system) == 0
+    assert system.clock == pytest.approx(2.0)
+    assert system.actions("send_group") == []
+
+
+def test_other_signals_are_forwarded_during_the_delay() -> None:
+    system = FakeSystem({"app": Behaviour(on_signal={TERM: 0.1})})
+    system.at(1.0, Signal(TERM))
+    system.at(1.5, Signal(HUP))
+    run(cfg(stop_delay=3.0), system)
+    assert system.actions("send_group") == [(1.5, ("app", HUP)), (4.0, ("app", TERM))]
+
+
+def test_rewrite_and_drop() -> None:
+    system = FakeSystem({"app": Behaviour(on_signal={QUIT: 0.1})})
+    system.at(1.0, Signal(USR1))
+    system.at(2.0, Signal(TERM))
+    run(cfg(rewrite={TERM: QUIT, USR1: 0}), system)
+    assert system.actions("send_group") == [(2.0, ("app", QUIT))]
+
+
+def test_single_child_signals_the_pid_not_the_group() -> None:
+    system = FakeSystem({"app": Behaviour(on_signal={TERM: 0.1})})
+    system.at(1.0, Signal(TERM))
+    run(cfg(single_child=True), system)
+    assert system.actions("send") == [(1.0, ("app", TERM))]
+
+
+def test_stop_signal_during_pre_hook_skips_the_child() -> None:
+    system = FakeSystem({"pre": Behaviour(on_signal={TERM: 0.2}), "post": Behaviour(runs=0.1)})
+    system.at(0.5, Signal(TERM))
+    config = cfg(pre_hooks=Hooks(commands=(("pre",),)), post_hooks=Hooks(commands=(("post",),)))
+    assert run(config, system) == 143
+    assert [name for _, name in system.actions("spawn")] == ["pre", "post"]
+    assert system.actions("send_group") == [(0.5, ("pre", TERM))]
+
+
+def test_failing_pre_hook_means_no_child_and_its_status() -> None:
+    system = FakeSystem({"pre": Behaviour(runs=0.1, code=4), "post": Behaviour(runs=0.1)})
+    config = cfg(pre_hooks=Hooks(commands=(("pre",),)), post_hooks=Hooks(commands=(("post",),)))
+    assert run(config, system) == 4
+    assert [name for _, name in system.actions("spawn")] == ["pre", "post"]
+
+
+def test_hung_pre_hook_is_killed_at_its_timeout() -> None:
+    system = FakeSystem({"pre": Behaviour()})
+    assert run(cfg(pre_hooks=Hooks(commands=(("pre",),)), hook_timeout=3.0), system) == HOOK_TIMED_OUT
+    assert system.actions("send_group") == [(3.0, ("pre", KILL))]
+
+
+def test_signals_before_the_child_exists_are_forwarded_once_it_does() -> None:
+    system = FakeSystem({"pre": Behaviour(runs=1.0), "app": Behaviour(runs=5.0)})
+    system.at(0.5, Signal(USR1))
+    run(cfg(pre_hooks=Hooks(commands=(("pre",),))), system)
+    assert system.actions("send_group") == [(1.0, ("app", USR1))]
+
+
+def test_budget_shortens_the_grace_period_to_leave_room_for_post_hooks() -> None:
+    system = FakeSystem({"app": Behaviour(), "post": Behaviour(runs=0.1)})
+    system.at(1.0, Signal(TERM))
+    config = cfg(stop_delay=5.0, grace_period=60.0, termination_budget=30.0, hook_timeout=10.0,
+                 leftover_grace=2.0, post_hooks=Hooks(commands=(("post",),)))
+    run(config, system)
+    # budget ends at 31; post hook (10) and leftovers (2) reserved: SIGKILL at 19, not 66
+    assert system.actions("send_group") == [(6.0, ("app", TERM)), (19.0, ("app", KILL))]
+
+
+def test_leftovers_get_term_then_kill_and_are_waited_for() -> None:
+    system = FakeSystem({"app": Behaviour(runs=1.0), "post": Behaviour(runs=0.1)})
+    system.leftover_pids = [500]
+    config = cfg(leftover_grace=2.0, post_hooks=Hooks(commands=(("post",),)))
+    run(config, system)
+    assert (1.0, ("500", TERM)) in system.actions("send")
+    assert system.actions("spawn")[-1] == (pytest.approx(1.1), "post")
+
+
+def test_command_not_found_still_runs_post_hooks() -> None:
+    system = FakeSystem({"app": Behaviour(runs=-1), "post": Behaviour(runs=0.1)})
+    assert run(cfg(post_hooks=Hooks(commands=(("post",),))), system) == 127
+    assert system.environs["post"][b"GRACEINIT_EXIT_CODE"] == b"127"
+
+
+def test_a_bug_in_the_sequence_still_waits_for_the_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    system = FakeSystem({"app": Behaviour(on_signal={TERM: 0.5})})
+    system.at(1.0, Signal(TERM))
+    system.at(2.0, Signal(TERM))
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr("graceinit.hooks.commands", lambda hooks: broken() if hooks is STOP else [])
+    STOP = Hooks(commands=(("x",),))
+    status = run(cfg(stop_hooks=STOP), system)
+    assert status == 143  # forwarding went on (2nd TERM), the child's status is kept
+    assert status != INTERNAL_ERROR
