@@ -460,4 +460,5 @@ class Supervisor:
 def _show(argv: Sequence[str]) -> str:
     import shlex
 
-    return " ".join(shlex.quote(arg) for arg in argv)
+    shown = " ".join(shlex.quote(arg) for arg in argv).replace("\n", "\\n")
+    return shown if len(shown) <= 200 else shown[:197] + "..."
