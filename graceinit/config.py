@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import signal
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -150,6 +149,8 @@ def parse_duration(text: str, *, allow_unlimited: bool = False) -> Optional[floa
 
 def parse_hook(text: str) -> Argv:
     """Split like a shell word list; never run through a shell."""
+    import shlex
+
     try:
         argv = tuple(shlex.split(text))
     except ValueError as error:

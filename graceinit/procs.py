@@ -9,7 +9,9 @@ from typing import List, Optional
 def leftovers() -> List[int]:
     """Every live descendant of graceinit (as PID 1: every process of the container that
     descends from it; `kubectl exec` sessions, whose parent is outside, are left alone)."""
-    import psutil  # only here: psutil's import is too heavy for every container start
+    if not _has_children():
+        return []
+    import psutil  # only here: its import costs more than the rest of graceinit's exit
 
     pids = []
     for process in psutil.Process().children(recursive=True):
@@ -19,6 +21,16 @@ def leftovers() -> List[int]:
         except psutil.Error:
             pass  # gone meanwhile
     return pids
+
+
+def _has_children() -> bool:
+    """Cheap first look: no child means no descendant (orphans are re-parented to us)."""
+    pid = os.getpid()
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", "rb") as children:
+            return bool(children.read().strip())
+    except OSError:
+        return True  # cannot tell: look properly
 
 
 def open_pidfd(pid: int) -> Optional[int]:
