@@ -6,6 +6,7 @@ Every option also reads GRACEINIT_<NAME> (dashes become underscores); the comman
 from __future__ import annotations
 
 import os
+import signal
 from types import MappingProxyType
 from typing import Any, Iterable, List, Optional, Sequence, Tuple
 
@@ -20,8 +21,10 @@ from graceinit.config import (
     parse_duration,
     parse_exit_remap,
     parse_hook,
+    parse_listen,
     parse_rewrite,
     parse_signal,
+    signal_name,
 )
 
 
@@ -47,6 +50,7 @@ REWRITE = _Parsed("FROM:TO", parse_rewrite, splitter=",")
 EXIT_REMAP = _Parsed("FROM:TO", parse_exit_remap, splitter=",")
 DURATION = _Parsed("seconds", parse_duration)
 GRACE = _Parsed("seconds", lambda text: _or_unlimited(parse_duration(text, allow_unlimited=True)))
+LISTEN = _Parsed("address", parse_listen, splitter=",")
 HOOK = _Parsed("command", lambda text: parse_hook(text) if text.strip() else None, splitter="\n")
 
 
@@ -107,6 +111,17 @@ _settings = dict(
               help="The child's stderr goes to PATH (append; created 0640).")
 @click.option("--link-stdout", metavar="PATH", help="Make PATH a symlink to graceinit's stdout.")
 @click.option("--link-stderr", metavar="PATH", help="Make PATH a symlink to graceinit's stderr.")
+@click.option("--listen", type=LISTEN, multiple=True, metavar="[NAME=]ADDRESS",
+              help="Bind tcp://HOST:PORT, tcp://[::]:PORT or unix:/PATH and pass it to the child as"
+              " fd 3, 4, ... (systemd socket activation: LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID).")
+@click.option("--notify", is_flag=True,
+              help="Give the child a NOTIFY_SOCKET (sd_notify); READY=1 makes it ready.")
+@click.option("--restart-signal", type=SIGNAL, metavar="SIG",
+              help="On SIG, start a new child on the same sockets and stop the old one once the"
+              " new one is ready (zero-downtime restart).")
+@click.option("--ready-timeout", type=DURATION, default="10", metavar="SECONDS", show_default=True,
+              help="On restart: how long to wait for READY=1 (with --notify), or how long the new"
+              " child must stay up to count as ready (without).")
 @click.option("-v", "--verbose", count=True, help="Say more (repeat for debug output).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 @click.version_option(__version__, "--version", prog_name="graceinit", message="%(prog)s %(version)s")
@@ -137,9 +152,15 @@ def _config(
     post_hook_dir: Optional[str],
     stdout_path: Optional[str],
     stderr_path: Optional[str],
+    restart_signal: Optional[int],
     **rest: Any,
 ) -> Config:
+    if restart_signal in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+        raise click.BadParameter(
+            f"{signal_name(restart_signal)} cannot be the restart signal", param_hint="'--restart-signal'"
+        )
     return Config(
+        restart_signal=restart_signal,
         command=tuple(command),
         rewrite=MappingProxyType(dict(rewrite)),
         remap_exit=MappingProxyType(dict(remap_exit)),
@@ -149,6 +170,7 @@ def _config(
         post_hooks=_hooks(post_hook, post_hook_dir),
         stdout=stdout_path,
         stderr=stderr_path,
+        listen=tuple(rest.pop("listen")),
         **rest,
     )
 
@@ -188,6 +210,7 @@ def run(args: List[str]) -> int:
         for phase, phase_hooks in (("pre", config.pre_hooks), ("stop", config.stop_hooks), ("post", config.post_hooks)):
             hooks.validate(phase, phase_hooks, environ)
         child_output = output.prepare(config)
+        listeners, notify = _sockets(config)
     except ConfigError as error:
         log.error(str(error))
         return USAGE_ERROR
@@ -198,13 +221,31 @@ def run(args: List[str]) -> int:
     if config.pdeathsig:
         reaper.set_parent_death_signal(config.pdeathsig, parent_at_start)
     inbox.open()
-    supervisor = Supervisor(config, LinuxSystem(inbox, session, child_output), environ, session)
+    system = LinuxSystem(inbox, session, child_output, listeners, notify)
+    supervisor = Supervisor(config, system, environ, session)
     try:
         return supervisor.run()
     except BaseException:  # a bug outside the sequence's own recovery: never leave the child
         log.exception("internal error; killing the child and exiting")
         supervisor.kill_child()
         return INTERNAL_ERROR
+
+
+def _sockets(config: Config) -> Tuple[Any, Any]:
+    """Bind --listen sockets and make the notify socket (socket's import is paid only here)."""
+    if not config.listen and not config.notify:
+        return None, None
+    from graceinit.sockets import NotifySocket, bind, describe
+
+    listeners = None
+    if config.listen:
+        listeners = bind(config.listen)
+        log.info("listening on " + ", ".join(describe(listeners)))
+    try:
+        notify = NotifySocket() if config.notify else None
+    except OSError as error:
+        raise ConfigError(f"--notify: cannot create the notify socket: {error.strerror}") from None
+    return listeners, notify
 
 
 def _adopt_orphans(config: Config, reaper: Any) -> None:

@@ -35,6 +35,23 @@ class Hooks:
 
 
 @dataclass(frozen=True)
+class Listen:
+    """A socket graceinit binds and hands to every generation of the child."""
+
+    name: str
+    kind: str  # "tcp" or "unix"
+    host: str = ""
+    port: int = 0
+    path: str = ""
+
+    def __str__(self) -> str:
+        if self.kind == "unix":
+            return f"unix:{self.path}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"tcp://{host}:{self.port}"
+
+
+@dataclass(frozen=True)
 class Config:
     command: Argv
     process_group: bool = True
@@ -58,6 +75,10 @@ class Config:
     stderr: Optional[str] = None
     link_stdout: Optional[str] = None
     link_stderr: Optional[str] = None
+    listen: Tuple[Listen, ...] = ()
+    notify: bool = False
+    restart_signal: Optional[int] = None
+    ready_timeout: float = 10.0
 
 
 # --- signals -----------------------------------------------------------------------------
@@ -142,6 +163,34 @@ def parse_duration(text: str, *, allow_unlimited: bool = False) -> Optional[floa
             raise ConfigError(f"{text!r}: a duration cannot be negative")
         raise ConfigError(f"{text!r} is not a duration (seconds, or with ms/s/m/h{hint})")
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+# --- sockets -----------------------------------------------------------------------------
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
+_TCP = re.compile(r"^tcp://(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:/\[\]]*)):(?P<port>\d{1,5})/?$")
+
+
+def parse_listen(text: str) -> Listen:
+    """`[NAME=]tcp://HOST:PORT`, `tcp://[::]:PORT` or `unix:/PATH` (NAME defaults to
+    `unknown`, as sd_listen_fds_with_names(3) reports unnamed sockets)."""
+    name, sep, address = text.partition("=")
+    if not sep or "://" in name or name.startswith("unix:"):
+        name, address = "unknown", text
+    if not _NAME.match(name):
+        raise ConfigError(f"{text!r}: socket name {name!r} must be letters, digits, '_', '.', '-'")
+    if address.startswith("unix:"):
+        path = address[len("unix:"):]
+        if path.startswith("//"):
+            path = path[2:]
+        if not path.startswith("/"):
+            raise ConfigError(f"{text!r}: a unix socket needs an absolute path (unix:/run/app.sock)")
+        return Listen(name=name, kind="unix", path=path)
+    match = _TCP.match(address)
+    if not match or not 0 <= int(match.group("port")) <= 65535:
+        raise ConfigError(f"{text!r} is not tcp://HOST:PORT, tcp://[IPV6]:PORT or unix:/PATH")
+    host = match.group("v6") or match.group("host") or "0.0.0.0"
+    return Listen(name=name, kind="tcp", host=host, port=int(match.group("port")))
 
 
 # --- hooks -------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
+from typing import Mapping, Optional, Union
 
 
 @dataclass(frozen=True)
@@ -28,4 +28,12 @@ class Gone:
     pid: int
 
 
-Event = Union[Signal, Exited, Gone]
+@dataclass(frozen=True)
+class Notified:
+    """A message on the notify socket (sd_notify: READY=1, STATUS=..., ...)."""
+
+    sender: Optional[int]  # the sending process, from its credentials
+    fields: Mapping[str, str]
+
+
+Event = Union[Signal, Exited, Gone, Notified]

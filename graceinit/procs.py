@@ -44,11 +44,26 @@ def open_pidfd(pid: int) -> Optional[int]:
         return None
 
 
-def alive(pid: int) -> bool:
-    """True while pid exists and is not a zombie."""
+def _stat_fields(pid: int) -> List[bytes]:
+    """/proc/PID/stat after the command name (which may hold spaces and parentheses)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
-            state = stat.read().rpartition(b")")[2].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in (b"Z", b"X")
+            return stat.read().rpartition(b")")[2].split()
+    except OSError:
+        return []
+
+
+def alive(pid: int) -> bool:
+    """True while pid exists and is not a zombie."""
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] not in (b"Z", b"X")
+
+
+def ancestry(pid: int) -> List[int]:
+    """pid, its parent, its parent's parent, ... (to tell which child a message came from)."""
+    chain = []
+    while pid > 1 and pid not in chain and len(chain) < 64:
+        chain.append(pid)
+        fields = _stat_fields(pid)
+        pid = int(fields[1]) if len(fields) > 1 else 0
+    return chain

@@ -91,10 +91,13 @@ def spawn(
     environ: Mapping[bytes, bytes],
     session: terminal.Session,
     stdio: Sequence[Optional[int]] = (None, None, None),
+    pass_fds: Sequence[int] = (),
 ) -> Proc:
     """Start argv; returns once the child has exec'd (or raises SpawnError).
 
     `stdio` gives, for fds 0-2, a descriptor to put there or None to inherit graceinit's.
+    `pass_fds` become fds 3, 4, ... with LISTEN_PID set to the child's own pid (the
+    socket-activation protocol: it can only be known after fork).
     """
     executable = resolve(argv[0], environ)
     args = [os.fsencode(a) for a in argv]
@@ -104,7 +107,7 @@ def spawn(
     try:
         pid = os.fork()
         if pid == 0:
-            _become(executable, args, env, session, stdio, report_w)  # never returns
+            _become(executable, args, env, session, stdio, pass_fds, report_w)  # never returns
     finally:
         signals.restore(mask)
     os.close(report_w)
@@ -126,6 +129,7 @@ def _become(
     env: Mapping[bytes, bytes],
     session: terminal.Session,
     stdio: Sequence[Optional[int]],
+    pass_fds: Sequence[int],
     report_w: int,
 ) -> None:
     stage = "setup"
@@ -134,6 +138,9 @@ def _become(
         for target, source in enumerate(stdio):
             if source is not None and source != target:
                 os.dup2(source, target)
+        if pass_fds:
+            _place_fds(pass_fds, first=3)
+            env = {**env, b"LISTEN_PID": str(os.getpid()).encode()}
         signals.reset_for_exec()
         stage = "exec"
         os.execve(executable, args, env)
@@ -143,6 +150,16 @@ def _become(
         _report(report_w, f"{stage}:0")
     finally:
         os._exit(NOT_FOUND)
+
+
+def _place_fds(fds: Sequence[int], first: int) -> None:
+    """dup2 fds[i] to first+i. Sources may sit among the targets (fd 4 must become 3 while
+    fd 3 must become 4), so move them all above the targets first."""
+    import fcntl
+
+    moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, first + len(fds)) for fd in fds]
+    for offset, fd in enumerate(moved):
+        os.dup2(fd, first + offset)  # inheritable: the one fd besides 0-2 that exec keeps
 
 
 def _report(fd: int, text: str) -> None:

@@ -3,6 +3,8 @@
 `Supervisor._lifecycle` is the whole story, read top to bottom:
 
     start     pre hooks -> spawn the child -> ready file
+    running   on the restart signal: a new child on the same sockets; once it is ready
+              the old one is stopped (stop signal, grace period, SIGKILL)
     stop      (stop signal, or the child exits) -> stop hooks -> stop delay
               -> forward the (rewritten) signal -> grace period -> SIGKILL the child's group
     after     leftover processes: SIGTERM, SIGKILL after --leftover-grace -> post hooks
@@ -22,13 +24,14 @@ replayed in unit tests with recorded events and a fake clock.
 from __future__ import annotations
 
 import enum
+import heapq
 import signal
 from dataclasses import dataclass
-from typing import Callable, Dict, Generator, List, Optional, Sequence, Set
+from typing import Callable, Dict, Generator, List, Optional, Sequence, Set, Tuple
 
 from graceinit import hooks, log, output
 from graceinit.config import Argv, Config, death_signal, exit_status, signal_name
-from graceinit.events import Event, Exited, Gone, Signal
+from graceinit.events import Event, Exited, Gone, Notified, Signal
 from graceinit.signals import STOP_SIGNALS
 from graceinit.spawn import Environ, Proc, SpawnError
 from graceinit.terminal import Session
@@ -69,6 +72,8 @@ class System(Protocol):
 
     def alive(self, pid: int) -> bool: ...
 
+    def ancestry(self, pid: int) -> List[int]: ...
+
 
 class Phase(enum.Enum):
     PRE_HOOKS = "pre hooks"
@@ -104,7 +109,13 @@ class Supervisor:
         self._environ = environ
         self._session = session
         self._phase = Phase.PRE_HOOKS
-        self._child: Optional[Proc] = None
+        self._child: Optional[Proc] = None  # the current generation: its status is ours
+        self._candidate: Optional[Proc] = None  # a new generation, not yet ready
+        self._retiring: List[Proc] = []  # old generations being stopped
+        self._ready: Set[int] = set()  # generations that sent READY=1
+        self._signaled: Set[int] = set()  # children already sent their stop signal
+        self._restart_pending = False
+        self._timers: List[Tuple[float, int, Callable[[], None]]] = []  # background deadlines
         self._hook: Optional[Proc] = None  # the hook running now, if any
         self._procs: Dict[int, Proc] = {}  # started by us, not yet reaped
         self._early_signals: List[int] = []  # arrived before the child existed
@@ -134,10 +145,26 @@ class Supervisor:
                 resume = None
                 continue
             while not wait.done() and not self._past(wait.deadline):
-                timeout = None if wait.deadline is None else max(0.0, wait.deadline - self._system.now())
-                for event in self._system.wait(timeout):
-                    self._handle(event)
+                self._wait_for_events(wait.deadline)
             resume = wait.done()
+
+    def _wait_for_events(self, deadline: Optional[float]) -> None:
+        """Block until an event or the nearest deadline (the sequence's or a background
+        one), handle what came, and fire background deadlines that are due."""
+        if self._timers:
+            deadline = self._timers[0][0] if deadline is None else min(deadline, self._timers[0][0])
+        timeout = None if deadline is None else max(0.0, deadline - self._system.now())
+        for event in self._system.wait(timeout):
+            self._handle(event)
+        while self._timers and self._past(self._timers[0][0]):
+            _, _, action = heapq.heappop(self._timers)
+            try:
+                action()
+            except Exception:
+                log.exception("internal error in a background deadline; carrying on")
+
+    def _after(self, seconds: float, action: Callable[[], None]) -> None:
+        heapq.heappush(self._timers, (self._system.now() + seconds, id(action), action))
 
     def _past(self, deadline: Optional[float]) -> bool:
         return deadline is not None and self._system.now() >= deadline
@@ -160,6 +187,8 @@ class Supervisor:
                 self._on_exited(event.pid, event.wait_status)
             elif isinstance(event, Gone):
                 self._lingering.discard(event.pid)
+            elif isinstance(event, Notified):
+                self._on_notified(event.sender, event.fields)
         except Exception:
             log.exception(f"internal error while handling {event}; carrying on")
 
@@ -188,34 +217,40 @@ class Supervisor:
             self._status = 128 + self._stop_signal
 
         if self._child is not None:
-            child = self._child
             self._phase = Phase.RUNNING
-            if config.ready_file:
-                output.create_ready_file(config.ready_file)
+            if config.ready_file and not config.notify:
+                output.create_ready_file(config.ready_file)  # with --notify: on READY=1
             for signum in self._early_signals:
                 self._forward(signum)
             self._early_signals.clear()
-            yield Wait(lambda: self._stop_signal is not None or not child.running)
+            while True:
+                yield Wait(lambda: self._stop_signal is not None or not self._main_running()
+                           or self._restart_pending)
+                if self._stop_signal is None and self._main_running() and self._restart_pending:
+                    yield from self._restart()
+                    continue
+                break
 
             # stop: stop hooks, stop delay, forward, grace period, SIGKILL
             self._phase = Phase.STOP_HOOKS
             for argv in hooks.commands(config.stop_hooks):
                 yield from self._run_hook("stop", argv)
-            if child.running and self._forwarded_at is None:
+            if self._children_running() and self._stop_signal is not None and self._forwarded_at is None:
                 self._phase = Phase.STOP_DELAY
                 delay_end = self._capped(self._system.now() + config.stop_delay)
                 if config.stop_delay > 0:
                     log.info(f"stop delay: the child keeps serving for {config.stop_delay:g}s")
-                    yield Wait(lambda: not child.running or self._forwarded_at is not None, delay_end)
-                if child.running and self._forwarded_at is None:
+                    yield Wait(lambda: not self._children_running() or self._forwarded_at is not None,
+                               delay_end)
+                if self._children_running() and self._forwarded_at is None:
                     self._forward_stop_signal()
-            if child.running:
+            if self._children_running():
                 self._phase = Phase.GRACE
-                exited = yield Wait(lambda: not child.running, self._kill_at)
+                exited = yield Wait(lambda: not self._children_running(), self._kill_at)
                 if not exited:
                     log.warning("grace period over and the child is still running: SIGKILL")
                     self.kill_child()
-                    yield Wait(lambda: not child.running, self._system.now() + KILL_WAIT)
+                    yield Wait(lambda: not self._children_running(), self._system.now() + KILL_WAIT)
             self._status = self._child_exit_status()
 
         # after the child: leftovers, then post hooks
@@ -244,6 +279,59 @@ class Supervisor:
             return
         self._procs[self._child.pid] = self._child
         log.info(f"started {_show(self._config.command)} as pid {self._child.pid}")
+
+    def _restart(self) -> Sequence_:
+        """A new generation on the same sockets; the old one is stopped only once the new
+        one is ready. If the new one fails, it is stopped and the old one keeps serving."""
+        self._restart_pending = False
+        old = self._child
+        assert old is not None
+        timeout = self._config.ready_timeout
+        try:
+            new = self._system.spawn_child(self._config.command, self._environ)
+        except SpawnError as error:
+            log.error(f"restart failed: {error}; pid {old.pid} keeps serving")
+            return 0
+        self._procs[new.pid] = new
+        self._candidate = new
+        how = "READY=1" if self._config.notify else f"{timeout:g}s alive"
+        log.info(f"restart: started pid {new.pid} beside pid {old.pid}; waiting for {how}")
+        yield Wait(
+            lambda: new.pid in self._ready or not new.running or self._stop_signal is not None,
+            self._system.now() + timeout,
+        )
+        if self._stop_signal is not None:
+            return 0  # the stop sequence stops both generations
+        self._candidate = None
+        if not new.running:
+            status = exit_status(new.wait_status or 0)
+            log.error(f"restart failed: pid {new.pid} exited with status {status}; pid {old.pid} keeps serving")
+            return 0
+        if self._config.notify and new.pid not in self._ready:
+            log.error(f"restart failed: pid {new.pid} not ready after {timeout:g}s; stopping it, pid {old.pid} keeps serving")
+            self._retire(new)
+            return 0
+        self._child = new
+        if self._config.ready_file:
+            output.create_ready_file(self._config.ready_file)
+        log.info(f"restart: pid {new.pid} is ready and now the main child; stopping pid {old.pid}")
+        if old.running:
+            self._retire(old)
+        return 0
+
+    def _retire(self, proc: Proc) -> None:
+        """Stop one generation in the background: stop signal, then SIGKILL after the grace
+        period, while the loop goes on serving everything else."""
+        self._retiring.append(proc)
+        self._send_stop_signal(proc)
+        grace = self._config.grace_period
+        if grace is not None:
+            self._after(grace, lambda: self._kill_retired(proc))
+
+    def _kill_retired(self, proc: Proc) -> None:
+        if proc.running:
+            log.warning(f"old child {proc.pid} still running after the grace period: SIGKILL")
+            self._kill(proc)
 
     def _run_hook(self, phase: str, argv: Argv) -> Sequence_:
         """Run one hook to its end or its timeout; returns its exit status."""
@@ -322,10 +410,47 @@ class Supervisor:
     def _on_signal(self, signum: int) -> None:
         if signum in STOP_SIGNALS:
             self._on_stop_signal(signum)
+        elif signum == self._config.restart_signal:
+            self._on_restart_signal()
         elif self._child is None and self._phase is Phase.PRE_HOOKS:
             self._early_signals.append(signum)
         else:
             self._forward(signum)
+
+    def _on_restart_signal(self) -> None:
+        if self._phase is not Phase.RUNNING or self._stop_signal is not None:
+            log.warning(f"restart signal ignored during {self._phase.value}")
+        elif self._restart_pending or self._candidate is not None:
+            log.info("restart signal during a restart: one more restart queued")
+            self._restart_pending = True
+        else:
+            self._restart_pending = True
+
+    def _on_notified(self, sender: Optional[int], fields: Dict[str, str]) -> None:
+        generation = self._generation_of(sender)
+        if generation is None:
+            log.debug(f"notify message from unknown pid {sender} ignored: {dict(fields)}")
+            return
+        if "STATUS" in fields:
+            log.info(f"pid {generation.pid} status: {fields['STATUS']}")
+        if fields.get("READY") == "1" and generation.pid not in self._ready:
+            self._ready.add(generation.pid)
+            log.info(f"pid {generation.pid} is ready")
+            if generation is self._child and self._config.ready_file and self._stop_signal is None:
+                output.create_ready_file(self._config.ready_file)
+        for flag in ("RELOADING", "STOPPING"):
+            if fields.get(flag) == "1":
+                log.info(f"pid {generation.pid}: {flag.lower()}")
+
+    def _generation_of(self, sender: Optional[int]) -> Optional[Proc]:
+        """The child generation a notify message came from: the sender or an ancestor."""
+        if sender is None:
+            return None
+        generations = {proc.pid: proc for proc in self._all_children()}
+        for pid in self._system.ancestry(sender):
+            if pid in generations:
+                return generations[pid]
+        return None
 
     def _on_stop_signal(self, signum: int) -> None:
         """The first stop signal starts the sequence; each further one hurries it: the 2nd
@@ -341,7 +466,7 @@ class Supervisor:
             if self._phase is Phase.PRE_HOOKS and self._hook is not None:
                 self._system.send_group(self._hook.pgid, signum)  # let it abort
             return  # the sequence, waiting on _stop_signal, takes it from here
-        if self._child is None or not self._child.running:
+        if not self._children_running():
             return
         if self._phase in (Phase.STOP_HOOKS, Phase.STOP_DELAY) and self._forwarded_at is None:
             self._forward_stop_signal()
@@ -349,7 +474,8 @@ class Supervisor:
             log.warning(f"{name} a third time: SIGKILL now")
             self.kill_child()
         elif self._phase is Phase.GRACE:
-            self._forward(signum)
+            for proc in self._all_children():
+                self._signal_proc(proc, self._config.rewrite.get(signum, signum))
 
     def _on_exited(self, pid: int, wait_status: int) -> None:
         self._lingering.discard(pid)
@@ -362,45 +488,66 @@ class Supervisor:
             log.info(f"child {pid} exited with status {exit_status(wait_status)}")
             if self._config.ready_file:
                 output.remove_file(self._config.ready_file)
+        elif proc is self._candidate or proc in self._retiring:
+            log.info(f"{'new' if proc is self._candidate else 'old'} child {pid} exited with status {exit_status(wait_status)}")
 
     # --- helpers -------------------------------------------------------------------------
 
     def _forward(self, signum: int) -> None:
+        """A signal that is not ours to act on goes to the serving generations."""
         target = self._config.rewrite.get(signum, signum)
         if target == 0:
             log.debug(f"{signal_name(signum)} dropped (rewritten to 0)")
             return
-        if self._child is None or not self._child.running:
+        serving = [proc for proc in (self._child, self._candidate) if proc is not None and proc.running]
+        if not serving:
             log.debug(f"{signal_name(signum)} not forwarded: no child running")
-            return
-        self._signal_child(target)
+        for proc in serving:
+            self._signal_proc(proc, target)
 
     def _forward_stop_signal(self) -> None:
         assert self._stop_signal is not None
         self._forwarded_at = self._system.now()
         grace = self._config.grace_period
         self._kill_at = self._capped(None if grace is None else self._forwarded_at + grace)
-        target = self._config.rewrite.get(self._stop_signal, self._stop_signal)
-        if target:
-            log.info(f"forwarding {signal_name(target)} to the child")
-            self._signal_child(target)
+        for proc in self._all_children():
+            if proc.pid not in self._signaled:
+                self._send_stop_signal(proc)
 
-    def _signal_child(self, signum: int) -> None:
-        child = self._child
-        assert child is not None
-        if child.pgid and not self._config.single_child:
-            self._system.send_group(child.pgid, signum)
+    def _send_stop_signal(self, proc: Proc) -> None:
+        self._signaled.add(proc.pid)
+        stop = self._stop_signal or signal.SIGTERM  # a restart retires with SIGTERM
+        target = self._config.rewrite.get(stop, stop)
+        if target:
+            log.info(f"sending {signal_name(target)} to child {proc.pid}")
+            self._signal_proc(proc, target)
+
+    def _signal_proc(self, proc: Proc, signum: int) -> None:
+        if proc.pgid and not self._config.single_child:
+            self._system.send_group(proc.pgid, signum)
         else:
-            self._system.send(child.pid, signum)
+            self._system.send(proc.pid, signum)
+
+    def _kill(self, proc: Proc) -> None:
+        if proc.pgid:
+            self._system.send_group(proc.pgid, signal.SIGKILL)
+        self._system.send(proc.pid, signal.SIGKILL)
 
     def kill_child(self) -> None:
-        """SIGKILL the child and its group (the grace period is over)."""
-        child = self._child
-        if child is None or not child.running:
-            return
-        if child.pgid:
-            self._system.send_group(child.pgid, signal.SIGKILL)
-        self._system.send(child.pid, signal.SIGKILL)
+        """SIGKILL every child generation and its group (the grace period is over)."""
+        for proc in self._all_children():
+            self._kill(proc)
+
+    def _all_children(self) -> List[Proc]:
+        """Every generation still running: the current one, a new one, old ones."""
+        procs = [self._child, self._candidate, *self._retiring]
+        return [proc for proc in procs if proc is not None and proc.running]
+
+    def _children_running(self) -> bool:
+        return bool(self._all_children())
+
+    def _main_running(self) -> bool:
+        return self._child is not None and self._child.running
 
     def _capped(self, deadline: Optional[float]) -> Optional[float]:
         """Keep a stop deadline inside --termination-budget, leaving the post hooks and the

@@ -7,23 +7,37 @@ import os
 import select
 import signal
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
 from graceinit import procs, reaper, spawn
-from graceinit.events import Event, Exited, Gone, Signal
+from graceinit.events import Event, Exited, Gone, Notified, Signal
 from graceinit.output import ChildOutput
 from graceinit.signals import SignalInbox
 from graceinit.spawn import Environ, Proc
 from graceinit.terminal import Session
 
+if TYPE_CHECKING:  # socket's import is paid only by those who use --listen or --notify
+    from graceinit.sockets import Listeners, NotifySocket
+
 
 class LinuxSystem:
-    def __init__(self, inbox: SignalInbox, session: Session, child_output: ChildOutput) -> None:
+    def __init__(
+        self,
+        inbox: SignalInbox,
+        session: Session,
+        child_output: ChildOutput,
+        listeners: Optional[Listeners] = None,
+        notify: Optional[NotifySocket] = None,
+    ) -> None:
         self._inbox = inbox
         self._session = session
         self._child_output = child_output
+        self._listeners = listeners
+        self._notify = notify
         self._poller = select.poll()
         self._poller.register(inbox.fileno, select.POLLIN)
+        if notify is not None:
+            self._poller.register(notify.fileno(), select.POLLIN)
         self._pidfds: Dict[int, int] = {}  # fd -> pid
         self._devnull: Optional[int] = None
         self._pidfd_supported = True
@@ -40,6 +54,8 @@ class LinuxSystem:
                 for signum in self._inbox.drain():
                     if signum != signal.SIGCHLD:
                         events.append(Signal(signum))
+            elif self._notify is not None and fd == self._notify.fileno():
+                events.extend(Notified(pid, fields) for pid, fields in self._notify.receive())
             else:
                 events.append(Gone(self._unwatch(fd)))
         # Reap on every wake-up, not only on SIGCHLD: a flood of signals may have filled the
@@ -48,7 +64,15 @@ class LinuxSystem:
         return events
 
     def spawn_child(self, argv: Sequence[str], environ: Environ) -> Proc:
-        return spawn.spawn(argv, environ, self._session, self._child_output.stdio)
+        extra: Environ = {}
+        pass_fds: Sequence[int] = ()
+        if self._listeners is not None:
+            extra.update(self._listeners.environ())
+            pass_fds = self._listeners.fds
+        if self._notify is not None:
+            extra.update(self._notify.environ())
+        environ = {**environ, **extra} if extra else environ
+        return spawn.spawn(argv, environ, self._session, self._child_output.stdio, pass_fds)
 
     def spawn_hook(self, argv: Sequence[str], environ: Environ) -> Proc:
         if self._devnull is None:
@@ -91,3 +115,6 @@ class LinuxSystem:
 
     def alive(self, pid: int) -> bool:
         return procs.alive(pid)
+
+    def ancestry(self, pid: int) -> List[int]:
+        return procs.ancestry(pid)
