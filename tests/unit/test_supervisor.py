@@ -16,7 +16,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import pytest
 
 from graceinit.config import Config, Hooks
-from graceinit.events import Event, Exited, Gone, Signal
+from graceinit.events import Event, Exited, Gone, Notified, Signal
 from graceinit.spawn import Proc, SpawnError
 from graceinit.supervisor import HOOK_TIMED_OUT, INTERNAL_ERROR, Supervisor
 
@@ -54,6 +54,9 @@ class FakeSystem:
         self.leftover_pids: List[int] = []
         self.dying: set = set()
         self.environs: Dict[str, Dict[bytes, bytes]] = {}
+        self.parents: Dict[int, int] = {}
+        self.on_start: Dict[str, Callable[["FakeSystem", Proc], None]] = {}  # for notify senders that are grandchildren
+        self.started: List[Proc] = []
 
     # scripting
     def at(self, when: float, event: Event) -> None:
@@ -95,6 +98,9 @@ class FakeSystem:
         self.next_pid += 1
         proc = Proc(pid=pid, pgid=pid, argv=tuple(argv))
         self.procs[pid] = (name, proc)
+        self.started.append(proc)
+        if name in self.on_start:
+            self.on_start[name](self, proc)
         self.environs[name] = environ
         if behaviour.runs is not None:
             self.at(self.clock + behaviour.runs, Exited(pid, exited(behaviour.code)))
@@ -142,6 +148,9 @@ class FakeSystem:
 
     def alive(self, pid: int) -> bool:
         return pid in self.leftover_pids or pid in self.dying
+
+    def ancestry(self, pid: int) -> List[int]:
+        return [pid, self.parents[pid]] if pid in self.parents else [pid]
 
 
 def run(config: Config, system: FakeSystem) -> int:
@@ -312,3 +321,110 @@ def test_a_bug_in_the_sequence_still_waits_for_the_child(monkeypatch: pytest.Mon
     status = run(cfg(stop_hooks=STOP), system)
     assert status == 143  # forwarding went on (2nd TERM), the child's status is kept
     assert status != INTERNAL_ERROR
+
+
+# --- restarts -------------------------------------------------------------------------------
+
+
+def notifies_ready_after(seconds: float) -> Callable[[FakeSystem, Proc], None]:
+    def schedule(system: FakeSystem, proc: Proc) -> None:
+        system.at(system.clock + seconds, Notified(proc.pid, {"READY": "1"}))
+    return schedule
+
+
+def test_restart_stops_the_old_child_only_once_the_new_one_is_ready() -> None:
+    system = FakeSystem({"app": Behaviour(on_signal={TERM: 0.5})})
+    system.on_start["app"] = notifies_ready_after(1.0)
+    system.at(5.0, Signal(HUP))
+    system.at(20.0, Signal(TERM))
+    status = run(cfg(notify=True, restart_signal=HUP), system)
+    old, new = system.started
+    assert status == 143
+    sends = system.actions("send_group")
+    assert sends[0] == (6.0, ("app", TERM)) and old.wait_status is not None  # at READY, not before
+    assert system.actions("spawn") == [(0.0, "app"), (5.0, "app")]
+    assert (20.0, ("app", TERM)) in sends  # the new one at the stop signal
+    assert old.pid != new.pid
+
+
+def test_restart_that_never_gets_ready_keeps_the_old_child() -> None:
+    system = FakeSystem({"app": Behaviour(on_signal={TERM: 0.1})})
+    system.on_start["app"] = lambda system, proc: (
+        notifies_ready_after(0.5)(system, proc) if proc.pid == 100 else None
+    )
+    system.at(5.0, Signal(HUP))
+    system.at(30.0, Signal(TERM))
+    run(cfg(notify=True, restart_signal=HUP, ready_timeout=10.0), system)
+    old, new = system.started
+    # the new one is stopped at its ready timeout; the old one only at the stop signal
+    assert new.wait_status is not None
+    assert system.actions("send_group")[0] == (15.0, ("app", TERM))
+    assert (30.0, ("app", TERM)) in system.actions("send_group")
+    assert old.pid == 100
+
+
+def test_restart_without_notify_counts_staying_up_as_ready() -> None:
+    system = FakeSystem({"app": Behaviour(on_signal={TERM: 0.1})})
+    system.at(5.0, Signal(HUP))
+    system.at(30.0, Signal(TERM))
+    run(cfg(restart_signal=HUP, ready_timeout=2.0), system)
+    assert system.actions("send_group")[0] == (7.0, ("app", TERM))
+
+
+def test_new_child_that_exits_leaves_the_old_one_serving() -> None:
+    system = FakeSystem({"app": Behaviour(on_signal={TERM: 0.1})})
+    system.on_start["app"] = lambda system, proc: (
+        system.at(system.clock + 0.5, Exited(proc.pid, exited(1))) if proc.pid == 101 else None
+    )
+    system.at(5.0, Signal(HUP))
+    system.at(10.0, Signal(TERM))
+    assert run(cfg(restart_signal=HUP, ready_timeout=2.0), system) == 143
+    assert system.actions("send_group") == [(10.0, ("app", TERM))]
+
+
+def test_restart_signal_during_a_restart_is_queued() -> None:
+    system = FakeSystem({"app": Behaviour(on_signal={TERM: 0.1})})
+    system.on_start["app"] = notifies_ready_after(1.0)
+    system.at(5.0, Signal(HUP))
+    system.at(5.5, Signal(HUP))
+    system.at(30.0, Signal(TERM))
+    run(cfg(notify=True, restart_signal=HUP), system)
+    assert [t for t, _ in system.actions("spawn")] == [0.0, 5.0, 6.0]
+
+
+def test_stop_signal_during_a_restart_stops_both_children() -> None:
+    system = FakeSystem({"app": Behaviour(on_signal={TERM: 0.5})})
+    system.on_start["app"] = lambda system, proc: (
+        notifies_ready_after(0.5)(system, proc) if proc.pid == 100 else None
+    )
+    system.at(5.0, Signal(HUP))
+    system.at(6.0, Signal(TERM))
+    status = run(cfg(notify=True, restart_signal=HUP, grace_period=3.0), system)
+    assert status == 143
+    old, new = system.started
+    assert old.wait_status is not None and new.wait_status is not None
+    assert system.actions("send_group") == [(6.0, ("app", TERM)), (6.0, ("app", TERM))]
+
+
+def test_ready_message_from_a_grandchild_counts_for_its_generation() -> None:
+    system = FakeSystem({"app": Behaviour(on_signal={TERM: 0.1})})
+
+    def worker_notifies(system: FakeSystem, proc: Proc) -> None:
+        system.parents[900 + proc.pid] = proc.pid
+        system.at(system.clock + 1.0, Notified(900 + proc.pid, {"READY": "1"}))
+
+    system.on_start["app"] = worker_notifies
+    system.at(5.0, Signal(HUP))
+    system.at(30.0, Signal(TERM))
+    run(cfg(notify=True, restart_signal=HUP), system)
+    assert system.actions("send_group")[0] == (6.0, ("app", TERM))
+
+
+def test_old_generation_is_killed_after_the_grace_period_in_the_background() -> None:
+    system = FakeSystem({"app": Behaviour()})  # ignores SIGTERM
+    system.on_start["app"] = notifies_ready_after(1.0)
+    system.at(5.0, Signal(HUP))
+    system.at(30.0, Signal(TERM))
+    run(cfg(notify=True, restart_signal=HUP, grace_period=4.0), system)
+    sends = system.actions("send_group")
+    assert sends[:2] == [(6.0, ("app", TERM)), (10.0, ("app", KILL))]
