@@ -194,6 +194,7 @@ def _one_line(message: str) -> str:
 def run(args: List[str]) -> int:
     """The whole program after boot: parse, check, take over signals, supervise."""
     parent_at_start = os.getppid()
+    _ensure_standard_fds()
     parsed = parse(args)
     if not isinstance(parsed, Config):
         return parsed
@@ -206,6 +207,7 @@ def run(args: List[str]) -> int:
     from graceinit.system import LinuxSystem
 
     environ = spawn.original_environ()
+    spawn.close_inherited_on_exec()
     try:
         for phase, phase_hooks in (("pre", config.pre_hooks), ("stop", config.stop_hooks), ("post", config.post_hooks)):
             hooks.validate(phase, phase_hooks, environ)
@@ -229,6 +231,24 @@ def run(args: List[str]) -> int:
         log.exception("internal error; killing the child and exiting")
         supervisor.kill_child()
         return INTERNAL_ERROR
+    finally:
+        if notify is not None:
+            notify.close()
+
+
+def _ensure_standard_fds() -> None:
+    """With fd 0, 1 or 2 closed, the next pipe graceinit opens would take its number and the
+    child would write its output into graceinit's plumbing: fill the gaps with /dev/null."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null == fd:
+                os.set_inheritable(fd, True)
+            else:
+                os.dup2(null, fd)
+                os.close(null)
 
 
 def _sockets(config: Config) -> Tuple[Any, Any]:

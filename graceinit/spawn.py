@@ -60,6 +60,22 @@ def original_environ() -> Environ:
     return environ
 
 
+def close_inherited_on_exec() -> None:
+    """Descriptors graceinit inherited from whoever started it must not reach the child:
+    the child gets 0, 1, 2 and only what graceinit passes on purpose (--listen sockets).
+    Python opens its own descriptors close-on-exec; mark the inherited ones too."""
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(range(3, 1024))
+    for fd in fds:
+        if fd > 2:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass  # the listdir's own descriptor, already closed
+
+
 def resolve(name: str, environ: Mapping[bytes, bytes]) -> bytes:
     """Find a command the way a shell does, to report 127 and 126 before forking."""
     target = os.fsencode(name)

@@ -481,7 +481,8 @@ class Supervisor:
         self._lingering.discard(pid)
         proc = self._procs.pop(pid, None)
         if proc is None:
-            log.debug(f"reaped orphan {pid} (status {exit_status(wait_status)})")
+            if log.enabled(log.DEBUG):  # an orphan burst can be 10,000 of these: format lazily
+                log.debug(f"reaped orphan {pid} (status {exit_status(wait_status)})")
             return
         proc.wait_status = wait_status
         if proc is self._child:
