@@ -1,35 +1,34 @@
-"""What the event loop wakes up for. The system produces these; the supervisor consumes."""
+"""What the event loop wakes up for. The system produces these; the supervisor consumes.
+
+NamedTuples rather than dataclasses: same shape, a fraction of the import cost, and every
+import here delays every container's start.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Mapping, Optional, Union
+from typing import Mapping, NamedTuple, Optional, Union
 
 
-@dataclass(frozen=True)
-class Signal:
+class Signal(NamedTuple):
     """A signal was delivered to graceinit (never SIGCHLD: that becomes Exited events)."""
 
     signum: int
 
 
-@dataclass(frozen=True)
-class Exited:
+class Exited(NamedTuple):
     """A child of graceinit was reaped."""
 
     pid: int
     wait_status: int
 
 
-@dataclass(frozen=True)
-class Gone:
+class Gone(NamedTuple):
     """A watched process that is not our child has died."""
 
     pid: int
 
 
-@dataclass(frozen=True)
-class Notified:
+class Notified(NamedTuple):
     """A message on the notify socket (sd_notify: READY=1, STATUS=..., ...)."""
 
     sender: Optional[int]  # the sending process, from its credentials

@@ -26,8 +26,7 @@ from __future__ import annotations
 import enum
 import heapq
 import signal
-from dataclasses import dataclass
-from typing import Callable, Dict, Generator, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, Generator, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from graceinit import hooks, log, output
 from graceinit.config import Argv, Config, death_signal, exit_status, signal_name
@@ -85,8 +84,7 @@ class Phase(enum.Enum):
     POST_HOOKS = "post hooks"
 
 
-@dataclass(frozen=True)
-class Wait:
+class Wait(NamedTuple):
     """Resume the sequence when `done()` holds or at `deadline` (monotonic seconds)."""
 
     done: Callable[[], bool]

@@ -124,3 +124,26 @@ def test_usage_errors_exit_2_with_one_line(args: list, named: str, capfd: pytest
     err = capfd.readouterr().err
     assert err.count("\n") == 1 and err.startswith("[graceinit] error: ")
     assert named in err
+
+
+def test_listen_addresses() -> None:
+    from graceinit.config import parse_listen
+
+    assert str(parse_listen("tcp://0.0.0.0:8080")) == "tcp://0.0.0.0:8080"
+    web = parse_listen("web=tcp://[::]:8080")
+    assert (web.name, web.kind, web.host, web.port) == ("web", "tcp", "::", 8080)
+    sock = parse_listen("unix:/run/app.sock")
+    assert (sock.name, sock.kind, sock.path) == ("unknown", "unix", "/run/app.sock")
+    assert parse_listen("tcp://:0").host == "0.0.0.0"
+    for bad in ("tcp://x", "udp://:53", "unix:relative", "bad name=tcp://:1", "tcp://:99999"):
+        with pytest.raises(ConfigError):
+            parse_listen(bad)
+
+
+def test_restart_signal_cannot_be_a_stop_signal(capfd: pytest.CaptureFixture) -> None:
+    assert parse(["--restart-signal", "TERM", "app"]) == 2
+    assert "--restart-signal" in capfd.readouterr().err
+    config = parse(["--restart-signal", "hup", "--listen", "a=tcp://:0,b=unix:/tmp/x.sock", "app"])
+    assert isinstance(config, Config) and config.restart_signal == signal.SIGHUP
+    config = parse(["--listen", "a=tcp://:0", "--listen", "b=unix:/tmp/x.sock", "app"])
+    assert isinstance(config, Config) and [spec.name for spec in config.listen] == ["a", "b"]
