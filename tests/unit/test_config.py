@@ -143,7 +143,13 @@ def test_listen_addresses() -> None:
 def test_restart_signal_cannot_be_a_stop_signal(capfd: pytest.CaptureFixture) -> None:
     assert parse(["--restart-signal", "TERM", "app"]) == 2
     assert "--restart-signal" in capfd.readouterr().err
-    config = parse(["--restart-signal", "hup", "--listen", "a=tcp://:0,b=unix:/tmp/x.sock", "app"])
+    config = parse(["--restart-signal", "hup", "app"])
     assert isinstance(config, Config) and config.restart_signal == signal.SIGHUP
     config = parse(["--listen", "a=tcp://:0", "--listen", "b=unix:/tmp/x.sock", "app"])
+    assert isinstance(config, Config) and [spec.name for spec in config.listen] == ["a", "b"]
+
+
+def test_listen_from_the_environment_is_a_comma_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRACEINIT_LISTEN", "a=tcp://:0,b=unix:/tmp/x.sock")
+    config = parse(["app"])
     assert isinstance(config, Config) and [spec.name for spec in config.listen] == ["a", "b"]
