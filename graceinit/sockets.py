@@ -96,22 +96,34 @@ def describe(listeners: Listeners) -> List[str]:
 class NotifySocket:
     """The NOTIFY_SOCKET a child reports readiness on (sd_notify(3): `READY=1`, ...).
 
-    Each datagram carries the sender's credentials (SO_PASSCRED), so a message can be
-    attributed to the generation that sent it, even during a restart when two run at once.
+    A path in a private temporary directory, which every sd_notify client can use (some
+    hand-written ones pass NOTIFY_SOCKET straight to sendto); where no temporary directory is
+    writable (a read-only root), an abstract-namespace address (`@graceinit-...`), which the
+    sd_notify libraries understand. Each datagram carries the sender's credentials
+    (SO_PASSCRED), so a message is attributed to the generation that sent it — and one from
+    outside graceinit's process tree to none.
     """
 
     def __init__(self) -> None:
-        self._directory = tempfile.mkdtemp(prefix="graceinit-")
-        self.path = os.path.join(self._directory, "notify")
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        self._sock.bind(self.path)
+        self._directory: Optional[str] = None
+        try:
+            self._directory = tempfile.mkdtemp(prefix="graceinit-")
+            self.address = os.path.join(self._directory, "notify")
+            self._sock.bind(self.address)
+        except OSError:
+            if self._directory is not None:
+                os.rmdir(self._directory)
+                self._directory = None
+            self.address = f"@graceinit-{os.getpid()}-{os.urandom(6).hex()}"
+            self._sock.bind("\0" + self.address[1:])
 
     def fileno(self) -> int:
         return self._sock.fileno()
 
     def environ(self) -> Dict[bytes, bytes]:
-        return {b"NOTIFY_SOCKET": self.path.encode()}
+        return {b"NOTIFY_SOCKET": self.address.encode()}
 
     def receive(self) -> List[Tuple[Optional[int], Mapping[str, str]]]:
         """Every pending message: (sender pid, fields)."""
@@ -125,11 +137,12 @@ class NotifySocket:
 
     def close(self) -> None:
         self._sock.close()
-        for path in (self.path, self._directory):
-            try:
-                os.rmdir(path) if path == self._directory else os.unlink(path)
-            except OSError:
-                pass
+        if self._directory is not None:
+            for remove, path in ((os.unlink, self.address), (os.rmdir, self._directory)):
+                try:
+                    remove(path)
+                except OSError:
+                    pass
 
 
 def _sender(ancillary: List[Tuple[int, int, bytes]]) -> Optional[int]:
