@@ -146,8 +146,7 @@ def main():
             writes.append({"path": path, "ok": False, "error": str(e)})
 
     emit(a.log, a.name, "start", pgid=os.getpgid(0), sid=os.getsid(0), ppid=os.getppid(),
-         fd1=readlink_fd(1), fd2=readlink_fd(2), writes=writes,
-         sigign=_status_field("SigIgn"), sigblk=_status_field("SigBlk"))
+         fd1=readlink_fd(1), fd2=readlink_fd(2), writes=writes)
 
     deadline = None if a.exit_after is None else time.monotonic() + a.exit_after
     while True:
@@ -160,17 +159,6 @@ def main():
             sys.stdout.flush()
             os._exit(a.exit_code)
         time.sleep(left)
-
-
-def _status_field(field):
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
 
 
 if __name__ == "__main__":

@@ -33,6 +33,9 @@ def main():
     p.add_argument("--name", required=True)
     p.add_argument("--sleep", type=float, default=0.0)
     p.add_argument("--exit", type=int, default=0)
+    p.add_argument("--signal-exit", type=int,
+                   help="on SIGTERM/SIGINT/SIGHUP: log it, then exit with this status "
+                        "(a hook that aborts cleanly) instead of dying of the signal")
     p.add_argument("--print-out")
     p.add_argument("--print-err")
     p.add_argument("--check-file", action="append", default=[])
@@ -42,6 +45,8 @@ def main():
 
     def handler(sig, frame):
         emit(a.log, a.name, "signal", sig=signal.Signals(sig).name)
+        if a.signal_exit is not None:
+            os._exit(a.signal_exit)
         signal.signal(sig, signal.SIG_DFL)
         os.kill(os.getpid(), sig)
 
