@@ -20,6 +20,9 @@ if TYPE_CHECKING:  # socket's import is paid only by those who use --listen or -
     from graceinit.sockets import Listeners, NotifySocket
 
 
+_PIPE_NEARLY_FULL = 60000  # bytes; a pipe holds 64 KiB
+
+
 class LinuxSystem:
     def __init__(
         self,
@@ -49,18 +52,23 @@ class LinuxSystem:
         # poll(2) takes milliseconds: round up, or a deadline 0.4 ms away spins.
         millis = None if timeout is None else math.ceil(timeout * 1000)
         events: List[Event] = []
+        reap = False
         for fd, _ in self._poller.poll(millis):
             if fd == self._inbox.fileno:
-                for signum in self._inbox.drain():
-                    if signum != signal.SIGCHLD:
+                received = self._inbox.drain()
+                # A flood that filled the pipe may have crowded SIGCHLD's byte out: reap then too.
+                reap = reap or len(received) >= _PIPE_NEARLY_FULL
+                for signum in received:
+                    if signum == signal.SIGCHLD:
+                        reap = True
+                    else:
                         events.append(Signal(signum))
             elif self._notify is not None and fd == self._notify.fileno():
                 events.extend(Notified(pid, fields) for pid, fields in self._notify.receive())
             else:
                 events.append(Gone(self._unwatch(fd)))
-        # Reap on every wake-up, not only on SIGCHLD: a flood of signals may have filled the
-        # pipe and crowded its byte out. It costs one waitpid(2) when there is nothing.
-        events.extend(Exited(pid, status) for pid, status in reaper.reap())
+        if reap:
+            events.extend(Exited(pid, status) for pid, status in reaper.reap())
         return events
 
     def spawn_child(self, argv: Sequence[str], environ: Environ) -> Proc:
