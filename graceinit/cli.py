@@ -13,6 +13,7 @@ from typing import Any, Iterable, List, Optional, Sequence, Tuple
 import click
 
 from graceinit import __version__, log
+from graceinit.signals import STOP_SIGNALS, handled_signals
 from graceinit.config import (
     USAGE_ERROR,
     Config,
@@ -155,7 +156,12 @@ def _config(
     restart_signal: Optional[int],
     **rest: Any,
 ) -> Config:
-    if restart_signal in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+    if restart_signal is not None and restart_signal not in handled_signals():
+        raise click.BadParameter(
+            f"{signal_name(restart_signal)} cannot be the restart signal (it cannot be caught)",
+            param_hint="'--restart-signal'",
+        )
+    if restart_signal in (*STOP_SIGNALS, signal.SIGCHLD):
         raise click.BadParameter(
             f"{signal_name(restart_signal)} cannot be the restart signal", param_hint="'--restart-signal'"
         )

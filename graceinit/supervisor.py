@@ -73,6 +73,8 @@ class System(Protocol):
 
     def ancestry(self, pid: int) -> List[int]: ...
 
+    def exists(self, pid: int) -> bool: ...
+
 
 class Phase(enum.Enum):
     PRE_HOOKS = "pre hooks"
@@ -301,20 +303,23 @@ class Supervisor:
         if self._stop_signal is not None:
             return 0  # the stop sequence stops both generations
         self._candidate = None
+        keeps = f"pid {old.pid} keeps serving" if old.running else f"and pid {old.pid} has exited"
         if not new.running:
             status = exit_status(new.wait_status or 0)
-            log.error(f"restart failed: pid {new.pid} exited with status {status}; pid {old.pid} keeps serving")
+            log.error(f"restart failed: pid {new.pid} exited with status {status}; {keeps}")
             return 0
         if self._config.notify and new.pid not in self._ready:
-            log.error(f"restart failed: pid {new.pid} not ready after {timeout:g}s; stopping it, pid {old.pid} keeps serving")
+            log.error(f"restart failed: pid {new.pid} not ready after {timeout:g}s; stopping it, {keeps}")
             self._retire(new)
             return 0
         self._child = new
         if self._config.ready_file:
             output.create_ready_file(self._config.ready_file)
-        log.info(f"restart: pid {new.pid} is ready and now the main child; stopping pid {old.pid}")
         if old.running:
+            log.info(f"restart: pid {new.pid} is ready and now the main child; stopping pid {old.pid}")
             self._retire(old)
+        else:
+            log.warning(f"restart: pid {old.pid} exited during the restart; pid {new.pid} took over")
         return 0
 
     def _retire(self, proc: Proc) -> None:
@@ -441,13 +446,23 @@ class Supervisor:
                 log.info(f"pid {generation.pid}: {flag.lower()}")
 
     def _generation_of(self, sender: Optional[int]) -> Optional[Proc]:
-        """The child generation a notify message came from: the sender or an ancestor."""
+        """The child generation a notify message came from: the sender or an ancestor.
+
+        A sender that is already gone (`systemd-notify --ready` from a script exits, and is
+        reaped, before graceinit reads its message) cannot be traced: its message goes to the
+        newest generation still waiting to be ready. A live sender outside every generation's
+        tree is not ours and is ignored.
+        """
         if sender is None:
             return None
         generations = {proc.pid: proc for proc in self._all_children()}
         for pid in self._system.ancestry(sender):
             if pid in generations:
                 return generations[pid]
+        if self._system.ancestry(sender) == [sender] and not self._system.exists(sender):
+            for proc in (self._candidate, self._child):
+                if proc is not None and proc.running and proc.pid not in self._ready:
+                    return proc
         return None
 
     def _on_stop_signal(self, signum: int) -> None:

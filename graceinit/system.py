@@ -126,3 +126,6 @@ class LinuxSystem:
 
     def ancestry(self, pid: int) -> List[int]:
         return procs.ancestry(pid)
+
+    def exists(self, pid: int) -> bool:
+        return os.path.exists(f"/proc/{pid}")

@@ -152,6 +152,9 @@ class FakeSystem:
     def ancestry(self, pid: int) -> List[int]:
         return [pid, self.parents[pid]] if pid in self.parents else [pid]
 
+    def exists(self, pid: int) -> bool:
+        return pid in self.parents or any(pid == proc.pid for proc in self.started)
+
 
 def run(config: Config, system: FakeSystem) -> int:
     return Supervisor(config, system, {b"PATH": b"/bin"}).run()
@@ -428,3 +431,14 @@ def test_old_generation_is_killed_after_the_grace_period_in_the_background() -> 
     run(cfg(notify=True, restart_signal=HUP, grace_period=4.0), system)
     sends = system.actions("send_group")
     assert sends[:2] == [(6.0, ("app", TERM)), (10.0, ("app", KILL))]
+
+
+def test_ready_from_a_sender_already_gone_goes_to_the_generation_waiting_for_it() -> None:
+    system = FakeSystem({"app": Behaviour(on_signal={TERM: 0.1})})
+    system.on_start["app"] = lambda system, proc: system.at(
+        system.clock + 1.0, Notified(5000 + proc.pid, {"READY": "1"})  # unknown, gone sender
+    )
+    system.at(5.0, Signal(HUP))
+    system.at(30.0, Signal(TERM))
+    run(cfg(notify=True, restart_signal=HUP), system)
+    assert system.actions("send_group")[0] == (6.0, ("app", TERM))

@@ -1,0 +1,1 @@
+"""Helpers for the zero-downtime restart integration tests (issue 5)."""

@@ -1,0 +1,444 @@
+"""Harness for the restart tests: the real graceinit CLI, real servers, a bounded HTTP load on
+127.0.0.1, bounded waits, and a teardown that kills everything a test started.
+
+Everything a test starts carries RESTART_TEST_TAG=<uuid> in its environment (graceinit passes
+its environment on to every generation and whatever they start), so teardown finds even
+processes that escaped, also inside a PID namespace.
+"""
+import errno
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+
+from .events import read_all
+
+HERE = Path(__file__).resolve().parent
+GRACEINIT = (os.environ.get("RESTART_TEST_GRACEINIT")
+             or str(Path(sys.executable).with_name("graceinit")))
+PYTHON = sys.executable
+APP = str(HERE / "app.py")
+TAG_VAR = "RESTART_TEST_TAG"
+LOG_VAR = "RESTART_TEST_LOG"
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(cond, timeout, interval=0.005):
+    """Bounded wait for cond() to hold; returns its (truthy) value, or None on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(interval)
+
+
+def alive(pid):
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def socket_inodes(pid):
+    """{fd: 'socket:[inode]'} for every socket descriptor of pid."""
+    out = {}
+    base = "/proc/%d/fd" % pid
+    for name in os.listdir(base):
+        try:
+            target = os.readlink(os.path.join(base, name))
+        except OSError:
+            continue
+        if target.startswith("socket:"):
+            out[int(name)] = target
+    return out
+
+
+# --------------------------------------------------------------------------- HTTP client
+
+class RequestFailed(Exception):
+    pass
+
+
+def http_get(address, path="/", timeout=5.0):
+    """One GET on a new connection (HTTP/1.0, Connection: close). Returns (pid, body dict);
+    raises RequestFailed with the reason for anything but a complete 200 response."""
+    if isinstance(address, str):
+        family = socket.AF_UNIX
+    else:
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        try:
+            sock.connect(address)
+        except OSError as error:
+            raise RequestFailed("connect: %s" % (errno.errorcode.get(error.errno, error),))
+        request = "GET %s HTTP/1.0\r\nHost: test\r\n\r\n" % path
+        data = b""
+        try:
+            sock.sendall(request.encode())
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError as error:
+            raise RequestFailed("io: %s (got %d bytes)" % (
+                errno.errorcode.get(getattr(error, "errno", None), error), len(data)))
+    finally:
+        sock.close()
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        raise RequestFailed("incomplete response (%d bytes)" % len(data))
+    status = head.split(b"\r\n", 1)[0]
+    if b" 200 " not in status + b" ":
+        raise RequestFailed("status %r" % status)
+    headers = {}
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        headers[k.strip().lower().decode()] = v.strip().decode()
+    length = int(headers.get("content-length", len(body)))
+    if len(body) != length:
+        raise RequestFailed("short body %d/%d" % (len(body), length))
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        raise RequestFailed("bad body %r" % body[:80])
+    return int(headers.get("x-pid", parsed.get("pid", 0))), parsed
+
+
+class Result:
+    __slots__ = ("t0", "t1", "ok", "pid", "error")
+
+    def __init__(self, t0, t1, ok, pid, error):
+        self.t0, self.t1, self.ok, self.pid, self.error = t0, t1, ok, pid, error
+
+    def __repr__(self):
+        return "Result(t0=%.3f, dt=%.3f, %s)" % (
+            self.t0, self.t1 - self.t0, "pid %s" % self.pid if self.ok else self.error)
+
+
+class Load:
+    """A bounded client loop: `threads` threads sending GET / on new connections, each pausing
+    `interval` s between requests, until stop() or `max_seconds` / `max_requests`."""
+
+    def __init__(self, address, threads=2, interval=0.005, max_seconds=60.0,
+                 max_requests=200000, path="/"):
+        self.address = address
+        self.interval = interval
+        self.max_requests = max_requests
+        self.path = path
+        self.deadline = time.monotonic() + max_seconds
+        self.results = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(threads)]
+
+    def start(self):
+        for t in self._threads:
+            t.start()
+        return self
+
+    def _loop(self):
+        while not self._stop.is_set() and time.monotonic() < self.deadline:
+            if len(self.results) >= self.max_requests:
+                break
+            t0 = time.monotonic()
+            try:
+                pid, _ = http_get(self.address, self.path)
+                result = Result(t0, time.monotonic(), True, pid, None)
+            except RequestFailed as error:
+                result = Result(t0, time.monotonic(), False, None, str(error))
+            with self._lock:
+                self.results.append(result)
+            if self.interval:
+                self._stop.wait(self.interval)
+
+    def stop(self, timeout=10):
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout)
+            assert not t.is_alive(), "load thread did not finish"
+        return self
+
+    def snapshot(self):
+        with self._lock:
+            return list(self.results)
+
+    @property
+    def failures(self):
+        return [r for r in self.snapshot() if not r.ok]
+
+    def served_by(self, pid, after=0.0):
+        return [r for r in self.snapshot() if r.ok and r.pid == pid and r.t0 >= after]
+
+    def wait_for_pid(self, pid, timeout, after=0.0):
+        """Bounded wait for a successful response from pid (to a request sent after `after`);
+        returns that result."""
+        found = wait_until(lambda: self.served_by(pid, after), timeout)
+        assert found, "no response from pid %d within %.1fs; last results: %s" % (
+            pid, timeout, self.snapshot()[-5:])
+        return found[0]
+
+
+class SlowRequest(threading.Thread):
+    """GET /slow?ms=..&id=.. in the background; .result is (pid, body) or the exception."""
+
+    def __init__(self, address, ms, ident):
+        super().__init__(daemon=True)
+        self.address = address
+        self.path = "/slow?ms=%d&id=%s" % (ms, ident)
+        self.ident_ = ident
+        self.result = None
+        self.t_end = None
+        self.start()
+
+    def run(self):
+        try:
+            self.result = http_get(self.address, self.path, timeout=30)
+        except RequestFailed as error:
+            self.result = error
+        self.t_end = time.monotonic()
+
+
+# --------------------------------------------------------------------------- graceinit runs
+
+class Run:
+    """One graceinit invocation (optionally as PID 1 under unshare)."""
+
+    def __init__(self, harness, argv, env, pid1):
+        self.h = harness
+        self.argv = argv
+        self.pid1 = pid1
+        n = len(harness.runs)
+        self.out_path = harness.tmp / ("gi-%d.stdout" % n)
+        self.err_path = harness.tmp / ("gi-%d.stderr" % n)
+        self._out = open(self.out_path, "wb")
+        self._err = open(self.err_path, "wb")
+        full = argv
+        if pid1:
+            full = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"] + argv
+        self.proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=self._out,
+                                     stderr=self._err, env=env, cwd=str(harness.tmp),
+                                     close_fds=True)
+        self.t_exit = None
+        self.rc = None
+        self._gi_pid = None if pid1 else self.proc.pid
+
+    @property
+    def gi_pid(self):
+        """graceinit's pid as the test sees it (under unshare: unshare's child)."""
+        if self._gi_pid is None:
+            def child():
+                try:
+                    kids = psutil.Process(self.proc.pid).children()
+                except psutil.NoSuchProcess:
+                    kids = []
+                return kids[0].pid if kids else None
+            self._gi_pid = wait_until(child, 5)
+            assert self._gi_pid, "graceinit did not start under unshare" + self.describe()
+        return self._gi_pid
+
+    def signal(self, sig):
+        """Send sig to graceinit; returns the monotonic time just before sending."""
+        pid = self.gi_pid
+        t = time.monotonic()
+        os.kill(pid, sig)
+        return t
+
+    def exited(self):
+        if self.rc is None and self.proc.poll() is not None:
+            self.t_exit = time.monotonic()
+            self.rc = self.proc.returncode
+        return self.rc is not None
+
+    def wait(self, timeout):
+        if not wait_until(self.exited, timeout):
+            raise AssertionError("graceinit still running after %.1fs%s" % (
+                timeout, self.describe()))
+        for f in (self._out, self._err):
+            f.close()
+        return self.rc
+
+    def assert_running(self, what=""):
+        assert not self.exited(), "graceinit exited (%s) %s%s" % (self.rc, what, self.describe())
+
+    def stderr(self):
+        return self.err_path.read_text(errors="replace") if self.err_path.exists() else ""
+
+    def gi_lines(self, contains=""):
+        return [line for line in self.stderr().splitlines()
+                if line.startswith("[graceinit]") and contains in line]
+
+    def wait_line(self, contains, timeout=5):
+        found = wait_until(lambda: self.gi_lines(contains), timeout)
+        assert found, "no graceinit line containing %r within %.1fs%s" % (
+            contains, timeout, self.describe())
+        return found[0]
+
+    def describe(self):
+        events = self.h.events()
+        return "\n  argv: %s\n  rc: %s\n  stderr:\n%s\n  events (last 40):\n%s" % (
+            shlex.join(self.argv), self.rc, _indent(self.stderr()[-6000:]),
+            _indent("\n".join(map(str, events[-40:]))))
+
+
+def _indent(text):
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+class Harness:
+    def __init__(self, tmp_path):
+        self.tmp = Path(tmp_path)
+        self.log = str(self.tmp / "events.jsonl")
+        self.mode_file = str(self.tmp / "mode.json")
+        self.tag = uuid.uuid4().hex
+        self.runs = []
+        self.port = free_port()
+        self.address = ("127.0.0.1", self.port)
+
+    # -- commands -------------------------------------------------------------------------
+    def app(self, name="app", drain_signal=None):
+        argv = [PYTHON, "-S", APP, "--log", self.log, "--name", name,
+                "--mode-file", self.mode_file]
+        if drain_signal:
+            argv += ["--drain-signal", drain_signal]
+        return argv
+
+    def set_mode(self, **mode):
+        """How the *next* generation of the app behaves (read at its start-up)."""
+        tmp = self.mode_file + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(mode, f)
+        os.replace(tmp, self.mode_file)
+
+    def env(self, **extra):
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("GRACEINIT_") and k not in ("NOTIFY_SOCKET", "LISTEN_FDS",
+                                                              "LISTEN_PID", "LISTEN_FDNAMES")}
+        env.pop("PYTHONPATH", None)
+        env[TAG_VAR] = self.tag
+        env[LOG_VAR] = self.log
+        env.update(extra)
+        return env
+
+    def start(self, options, command, pid1=False, env=None):
+        argv = [GRACEINIT] + [str(o) for o in options] + ["--"] + [str(c) for c in command]
+        run = Run(self, argv, env if env is not None else self.env(), pid1)
+        self.runs.append(run)
+        return run
+
+    # -- events ---------------------------------------------------------------------------
+    def events(self, who=None, ev=None, pid=None):
+        return [e for e in read_all(self.log)
+                if (who is None or e["who"] == who) and (ev is None or e["ev"] == ev)
+                and (pid is None or e["pid"] == pid)]
+
+    def wait_event(self, who, ev, timeout=10.0, run=None, pid=None, pred=None, count=1):
+        """Bounded wait for the count-th event `ev` from `who` (and pid, pred); fails early
+        if `run` (graceinit) has exited meanwhile."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [e for e in self.events(who, ev, pid) if pred is None or pred(e)]
+            if len(found) >= count:
+                return found[count - 1]
+            gone = run is not None and run.exited()
+            if gone or time.monotonic() > deadline:
+                found = [e for e in self.events(who, ev, pid) if pred is None or pred(e)]
+                if len(found) >= count:
+                    return found[count - 1]
+                raise AssertionError("no %s/%s event #%d (pid %s) within %.1fs%s%s" % (
+                    who, ev, count, pid, timeout, " (graceinit exited first)" if gone else "",
+                    run.describe() if run is not None else ""))
+            time.sleep(0.005)
+
+    # -- processes ------------------------------------------------------------------------
+    def tagged(self):
+        """Live (non-zombie) processes carrying this test's tag."""
+        out = []
+        for p in psutil.process_iter():
+            try:
+                if p.pid == os.getpid():
+                    continue
+                if p.environ().get(TAG_VAR) == self.tag and p.status() != psutil.STATUS_ZOMBIE:
+                    out.append(p)
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+        return out
+
+    def assert_nothing_left(self, timeout=3):
+        left = wait_until(lambda: not self.tagged(), timeout)
+        assert left, "processes left behind: %s" % [
+            (p.pid, " ".join(p.cmdline()[:4])) for p in self.tagged()]
+
+    def cleanup(self):
+        # graceinit still running (a failed test): ask it first, so it removes its notify
+        # socket and stops its children; then SIGKILL whatever is left.
+        running = [run for run in self.runs if not run.exited()]
+        for run in running:
+            try:
+                os.kill(run.gi_pid, signal.SIGCONT)  # in case a test left it stopped
+                os.kill(run.gi_pid, signal.SIGTERM)
+            except (OSError, AssertionError):
+                pass
+        if running:
+            wait_until(lambda: all(run.exited() for run in running), 3)
+        victims = {}
+        for run in self.runs:
+            try:
+                root = psutil.Process(run.proc.pid)
+                for p in [root] + root.children(recursive=True):
+                    victims[p.pid] = p
+            except psutil.NoSuchProcess:
+                pass
+        for p in self.tagged():
+            victims[p.pid] = p
+        for p in victims.values():
+            try:
+                p.send_signal(signal.SIGCONT)
+                p.send_signal(signal.SIGKILL)
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(list(victims.values()), timeout=5)
+        for run in self.runs:
+            try:
+                run.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            for f in (run._out, run._err):
+                if not f.closed:
+                    f.close()
+        # notify sockets of runs that had to be killed
+        for event in self.events(ev="start"):
+            path = (event.get("env") or {}).get("NOTIFY_SOCKET")
+            directory = os.path.dirname(path) if path else ""
+            if os.path.basename(directory).startswith("graceinit-") and os.path.isdir(directory):
+                shutil.rmtree(directory, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- gunicorn
+
+def gunicorn_argv(workers=2):
+    """gunicorn serving restart_helpers/wsgi_app.py on the inherited sockets (no --bind: with
+    LISTEN_FDS/LISTEN_PID it takes fd 3.. and ignores its default address)."""
+    return [PYTHON, "-m", "gunicorn", "--config", str(HERE / "gunicorn_conf.py"),
+            "--chdir", str(HERE), "--workers", str(workers), "--worker-class", "sync",
+            "--graceful-timeout", "20", "--timeout", "30", "wsgi_app:app"]
