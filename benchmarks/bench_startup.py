@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import subprocess
 
-from .common import BARE, PYTHON, Budget, Context, Section, Stats, fmt, helper, stats_table, table
+from .common import BARE, PYTHON, Budget, Context, Section, Stats, fmt, helper, stats_table
 
 
 def _spawntime(argv: list[str]) -> tuple[int, int, int, str]:
@@ -69,13 +69,50 @@ def run_startup(ctx: Context) -> Section:
     sec.head("wall time of `INIT -- true` (median)",
              {i.name: medw.get(i.name) for i in ctx.inits}, "ms")
     g, t = med.get("graceinit"), med.get("tini")
-    sec.raw = dict(to_first_ms=to_first, wall_true_ms=wall_true, errors=errors)
+    fl = medw.get(floor_py)
+    site = _site_cost()
+    if g is not None and t is not None:
+        lines = [f"- graceinit − tini, time-to-exec medians: **{fmt(g - t)} ms**"]
+        if fl is not None:
+            lines.append(f"- graceinit's time-to-exec − the whole `python3 -c pass` run: {fmt(g - fl)} ms "
+                         "(what graceinit's own imports and set-up add to a bare interpreter)")
+        if site:
+            lines.append(f"- this venv's `site` import: {fmt(site['site_ms'])} ms at every interpreter start"
+                         + (f", of which {fmt(site['editable_ms'])} ms is the editable-install finder "
+                            "(`pip install -e`); a regular (wheel) install, as in a container image, does "
+                            "not pay that" if site.get("editable_ms") else ""))
+        sec.add("\n".join(lines))
+    sec.raw = dict(to_first_ms=to_first, wall_true_ms=wall_true, errors=errors, site=site)
     sec.raw["targets"] = [dict(
         target="time-to-exec within 60 ms of tini",
         graceinit=f"{fmt(g)} ms" if g is not None else "failed to run",
         reference=f"tini {fmt(t)} ms; difference {fmt(g - t)} ms" if g is not None and t is not None else "",
         met=(g - t <= 60) if g is not None and t is not None else None)]
     return sec
+
+
+def _site_cost() -> dict[str, float]:
+    """Median cumulative import time of `site` (and of an editable-install finder in it)."""
+    site, editable = [], []
+    for _ in range(5):
+        try:
+            p = subprocess.run([PYTHON, "-X", "importtime", "-c", "pass"], capture_output=True,
+                               timeout=30, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired):
+            return {}
+        ed = 0.0
+        for line in p.stderr.decode(errors="replace").splitlines():
+            parts = [x.strip() for x in line.split("|")]
+            if len(parts) != 3 or not parts[1].isdigit():
+                continue
+            if parts[2] == "site":
+                site.append(int(parts[1]) / 1e3)
+            elif parts[2].startswith("__editable__") and parts[2].endswith("_finder"):
+                ed = int(parts[1]) / 1e3
+        editable.append(ed)
+    if not site:
+        return {}
+    return dict(site_ms=Stats.of(site).median, editable_ms=Stats.of(editable).median)
 
 
 def run_sigwindow(ctx: Context) -> Section:
@@ -109,10 +146,14 @@ def run_sigwindow(ctx: Context) -> Section:
         done += 1
     sec.add(f"{done} interleaved rounds of `INIT -- sleep 2`. A C launcher notes `CLOCK_MONOTONIC` "
             "just before `execve` of the init and polls `/proc/PID/status` in a tight loop "
-            "(one `pread` per poll, ~10–20 µs). Until SIGTERM is blocked (`SigBlk`) or caught "
-            "(`SigCgt`), a SIGTERM takes its default action: an init that is not PID 1 dies "
-            "without forwarding anything, and PID 1 ignores it (the kernel drops default-action "
-            "signals to a namespace's init) — either way the stop request is lost.")
+            "(one `pread` per poll, ~5–20 µs; when the launcher is scheduled late its first poll "
+            "already sees the mask, so small values are upper bounds). Until SIGTERM is blocked "
+            "(`SigBlk`) or caught (`SigCgt`) it takes its default action: an init that is not "
+            "PID 1 dies without forwarding anything, and as PID 1 of a namespace the kernel drops "
+            "it — either way the stop request is lost; a *blocked* signal stays pending and is "
+            "handled later. tini and dumb-init sleep in `sigtimedwait`, during which the kernel "
+            "shows the waited-for signals as unblocked: a task asleep in `rt_sigtimedwait` whose "
+            "wait set (read from `/proc/PID/mem`) holds SIGTERM counts as blocked.")
     order = [i.name for i in ctx.inits]
     for k, v in never.items():
         errors.setdefault(k, f"SIGTERM never blocked in {v} run(s) (within 3 s)")

@@ -264,6 +264,8 @@ def fmt(x: float | None, digits: int = 3) -> str:
         return "–"
     if x == 0:
         return "0"
+    if isinstance(x, int):
+        return f"{x:,}"
     a = abs(x)
     if a >= 1000:
         return f"{x:,.0f}"

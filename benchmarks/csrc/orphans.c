@@ -1,11 +1,15 @@
-/* orphans COUNT TIMEOUT_S — run as the init's child, as PID 1's child in a fresh PID
-   namespace with its own /proc (unshare --pid --fork --mount-proc INIT -- orphans ...).
-   Makes COUNT orphans: batches of 100 grandchildren that _exit(0) at once, whose parent
-   (a short-lived middle process, reaped here) exits right after forking them, so they are
-   re-parented to PID 1, which must reap them.  "Unreaped" = numeric entries in /proc
-   other than PID 1 and this process: zombies (and orphans not yet exited) waiting for the
-   init.  Measures time from the first fork until none is left, the peak, and PID 1's CPU
-   time (sum of /proc/1/task/x/schedstat) over the same interval.  Prints one JSON line. */
+/* orphans COUNT TIMEOUT_S MODE — run as PID 1's child in a fresh PID namespace with its own
+   /proc (unshare --pid --fork --mount-proc INIT -- orphans ...).  Makes COUNT orphans:
+   short-lived middle processes (reaped here) each fork 100 grandchildren and exit at once,
+   so the grandchildren are re-parented to PID 1, which must reap them.
+     burst:  the grandchildren block reading a pipe; once all COUNT exist, this process closes
+             the pipe's write end and they all exit together — PID 1 gets COUNT zombies at once.
+             Timed from that moment until none is left.
+     stream: the grandchildren _exit(0) at once, while the forking goes on; timed from the
+             first fork until none is left.
+   "Unreaped" = numeric entries in /proc other than PID 1 and this process.  Also the peak
+   count of zombies (state Z, from periodic scans), and PID 1's CPU time (sum of
+   /proc/1/task/x/schedstat) over the timed interval.  Prints one JSON line. */
 #include "common.h"
 #include <dirent.h>
 #include <sys/wait.h>
@@ -63,13 +67,16 @@ static long long init_cpu_ns(void) {
 int main(int argc, char **argv) {
     int count = argc > 1 ? atoi(argv[1]) : 10000;
     double timeout_s = argc > 2 ? atof(argv[2]) : 60;
+    int burst = !(argc > 3 && strcmp(argv[3], "stream") == 0);
     const int batch = 100;
     if (getppid() != 1)
         fprintf(stderr, "orphans: warning: parent is %d, not PID 1\n", (int)getppid());
+    int gate[2];
+    if (pipe(gate) < 0) { perror("pipe"); return 1; }
     int before = count_unreaped(NULL);
-    long long cpu0 = init_cpu_ns(), t0 = now_ns();
+    long long cpu0 = init_cpu_ns(), t0 = now_ns(), t_first = t0;
     long long deadline = t0 + (long long)(timeout_s * 1e9);
-    int made = 0, peak = 0, fork_fail = 0, batches = 0;
+    int made = 0, peak = 0, peak_z = 0, fork_fail = 0, batches = 0;
     while (made < count && now_ns() < deadline) {
         int b = count - made < batch ? count - made : batch;
         pid_t m = fork();
@@ -78,7 +85,14 @@ int main(int argc, char **argv) {
             int done = 0, fails = 0;
             while (done < b && fails < 1000) {
                 pid_t g = fork();
-                if (g == 0) _exit(0);
+                if (g == 0) {
+                    if (burst) {
+                        char c;
+                        close(gate[1]);
+                        while (read(gate[0], &c, 1) < 0 && errno == EINTR) {}
+                    }
+                    _exit(0);
+                }
                 if (g < 0) { fails++; usleep(1000); continue; }
                 done++;
             }
@@ -87,31 +101,49 @@ int main(int argc, char **argv) {
         int st;
         while (waitpid(m, &st, 0) < 0 && errno == EINTR) {}
         if (WIFEXITED(st) && WEXITSTATUS(st) == 0) made += b; else fork_fail++;
-        if (++batches % 10 == 0) {
+        if (!burst && ++batches % 5 == 0) {
             int u = count_unreaped(NULL) - before;
             if (u > peak) peak = u;
         }
     }
+    close(gate[0]);
     long long t_forked = now_ns();
+    int alive_before_release = 0;
+    if (burst) {
+        alive_before_release = count_unreaped(NULL) - before;
+        cpu0 = init_cpu_ns();
+        t0 = now_ns();
+        close(gate[1]);  /* release: every grandchild reads EOF and exits */
+    }
     int left = 0, polls = 0;
+    long long next_scan = 0;
     for (;;) {
-        left = count_unreaped(NULL) - before;
+        long long t = now_ns();
+        int z = 0;
+        if (t >= next_scan) {  /* a zombie scan reads every /proc/PID/stat: not every poll */
+            left = count_unreaped(&z) - before;
+            if (z > peak_z) peak_z = z;
+            next_scan = now_ns() + 5000000;
+        } else {
+            left = count_unreaped(NULL) - before;
+        }
         polls++;
         if (left > peak) peak = left;
         if (left <= 0 || now_ns() > deadline) break;
-        usleep(500);
+        usleep(200);
     }
     long long t_done = now_ns(), cpu1 = init_cpu_ns();
     usleep(50000);
     int zombies = 0;
     int unreaped_final = count_unreaped(&zombies) - before;
-    printf("{\"made\": %d, \"fork_failures\": %d, \"before\": %d, \"reap_all_s\": %.6f, "
-           "\"fork_phase_s\": %.6f, \"drain_s\": %.6f, \"peak_unreaped\": %d, "
+    printf("{\"mode\": \"%s\", \"made\": %d, \"fork_failures\": %d, \"before\": %d, "
+           "\"alive_before_release\": %d, \"reap_all_s\": %.6f, "
+           "\"fork_phase_s\": %.6f, \"peak_unreaped\": %d, \"peak_zombies\": %d, "
            "\"left_at_end\": %d, \"zombies_after_50ms\": %d, \"unreaped_after_50ms\": %d, "
            "\"init_cpu_s\": %.6f, \"polls\": %d, \"timed_out\": %s}\n",
-           made, fork_fail, before, (t_done - t0) / 1e9, (t_forked - t0) / 1e9,
-           (t_done - t_forked) / 1e9, peak, left > 0 ? left : 0, zombies, unreaped_final,
-           (cpu1 - cpu0) / 1e9, polls, left > 0 ? "true" : "false");
+           burst ? "burst" : "stream", made, fork_fail, before, alive_before_release,
+           (t_done - t0) / 1e9, (t_forked - t_first) / 1e9, peak, peak_z, left > 0 ? left : 0,
+           zombies, unreaped_final, (cpu1 - cpu0) / 1e9, polls, left > 0 ? "true" : "false");
     fflush(stdout);
     return 0;
 }

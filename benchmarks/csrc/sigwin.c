@@ -3,11 +3,39 @@
    The parent polls /proc/<pid>/status in a tight loop and notes the first moment SIGTERM
    shows in SigBlk (blocked), and the first moment it shows in SigBlk|SigCgt (blocked or
    caught: either way a SIGTERM can no longer kill the init by its default action).
+   An init that waits for signals with sigwait/sigtimedwait (tini, dumb-init) has them blocked,
+   but while it sleeps in rt_sigtimedwait the kernel shows the waited-for signals as unblocked
+   (they are dequeued by the call, never acted on): a sleeping task whose /proc/PID/syscall is
+   rt_sigtimedwait with SIGTERM in the set it waits for (read from /proc/PID/mem) counts as
+   blocked too.
    Prints "t_exec t_blocked t_safe polls" (0 = never seen before the timeout), then sends
-   SIGTERM to the group, and SIGKILL after 2 s. */
+   SIGTERM to the group 20 ms later, and SIGKILL after 2 s more. */
 #include "common.h"
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+/* 1 if pid sleeps in rt_sigtimedwait waiting for a set that holds `bit` */
+static int waits_for(pid_t pid, unsigned long long bit) {
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    char *end;
+    long nr = strtol(buf, &end, 10);
+    if (end == buf || nr != SYS_rt_sigtimedwait) return 0;
+    unsigned long long set_addr = strtoull(end, NULL, 16);
+    snprintf(path, sizeof path, "/proc/%d/mem", (int)pid);
+    fd = open(path, O_RDONLY);
+    if (fd < 0) return 0;
+    unsigned long long set = 0;
+    n = pread(fd, &set, sizeof set, (off_t)set_addr);
+    close(fd);
+    return n == (ssize_t)sizeof set && (set & bit);
+}
 static unsigned long long field(const char *buf, const char *name) {
     const char *p = strstr(buf, name);
     if (!p) return 0;
@@ -42,6 +70,8 @@ int main(int argc, char **argv) {
         buf[n] = 0;
         if (shared[0]) {
             unsigned long long blk = field(buf, "SigBlk:\t"), cgt = field(buf, "SigCgt:\t");
+            const char *st = strstr(buf, "State:\t");
+            if (!(blk & term) && st && st[7] == 'S' && waits_for(pid, term)) blk |= term;
             if (!t_blk && (blk & term)) t_blk = t;
             if (!t_safe && ((blk | cgt) & term)) t_safe = t;
             if (t_blk && t_safe) break;
@@ -50,6 +80,9 @@ int main(int argc, char **argv) {
     }
     printf("%lld %lld %lld %lld\n", shared[0], t_blk, t_safe, polls);
     fflush(stdout);
+    /* give the init time to start its child first: a stop signal that arrives before the
+       child exists may be lost by some inits (dumb-init forwards to a group not made yet) */
+    usleep(20000);
     kill(-pid, SIGTERM);
     kill(pid, SIGTERM);
     int st;

@@ -1,0 +1,166 @@
+"""The benchmark runner: ``python -m benchmarks [--quick] [--only NAME] [--out FILE]``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import fnmatch
+import json
+import shlex
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+from . import bench_output, bench_reaping, bench_resident, bench_rolling, bench_signals, bench_startup
+from .common import (Context, Section, all_inits, build_helpers, fmt, init_version, machine_info,
+                     probe, reap_strays, set_subreaper, table)
+
+BENCHMARKS: dict[str, tuple[Callable[[Context], Section], str]] = {
+    "startup": (bench_startup.run_startup, "launch → child's first instruction; wall of `INIT -- true`"),
+    "sigwindow": (bench_startup.run_sigwindow, "exec of the init → SIGTERM blocked/caught"),
+    "memory": (bench_resident.run_memory, "the init's RSS/PSS while the child sleeps"),
+    "signals": (bench_signals.run_signals, "SIGUSR1 send → child's handler latency"),
+    "reaping": (bench_reaping.run_reaping, "10,000 orphans reaped as PID 1 (unshare)"),
+    "idle": (bench_resident.run_idle, "context switches/s of an idle init"),
+    "output": (bench_output.run_output, "2 GiB through stdout (pipe) and into a file"),
+    "rolling": (bench_rolling.run_rolling, "rolling termination under load: failed requests"),
+    "rolling-long": (bench_rolling.run_rolling_long, "… with 2 s requests in flight"),
+    "rolling-ignore": (bench_rolling.run_rolling_ignore, "… with an app that ignores SIGTERM"),
+}
+
+
+def _select(only: list[str]) -> list[str]:
+    if not only:
+        return list(BENCHMARKS)
+    names: list[str] = []
+    for pat in (p for o in only for p in o.split(",") if p):
+        hits = [n for n in BENCHMARKS if fnmatch.fnmatch(n, pat)]
+        if not hits:
+            raise SystemExit(f"unknown benchmark {pat!r}; known: {', '.join(BENCHMARKS)}")
+        names += [h for h in hits if h not in names]
+    return names
+
+
+def render(ctx: Context, sections: list[Section], meta: dict) -> str:
+    init_names = [i.name for i in ctx.inits]
+    out = ["# graceinit benchmarks — results", ""]
+    out.append(f"Run on **{meta['date']}** with `{meta['command']}` "
+               f"({'quick smoke run' if ctx.quick else 'full run'}, {meta['duration']:.0f} s). "
+               "How each number is made: [README.md](README.md).")
+    out.append("")
+    m = meta["machine"]
+    out.append("## Machine\n")
+    out.append(table(["nproc", "CPU", "kernel", "Python", "memory", "load avg (start → end)"],
+                     [[m["nproc"], m["cpu"], m["kernel"], m["python"], m["memory"],
+                       f"{meta['load_start']} → {meta['load_end']}"]]))
+    out.append("\nThe machine is shared with other developers' test runs: absolute times are noisy, "
+               "which is why every benchmark runs the inits interleaved and the ratios against tini "
+               "are the headline. (The reaping benchmark's bursts of 10,000 runnable processes "
+               "inflate the load average themselves.)\n")
+    out.append(table(["init", "version", "status"],
+                     [[i.name, meta["versions"].get(i.name, ""),
+                       "ok" if i.available else f"**failed to run**: {i.why_not}"] for i in ctx.inits]))
+    heads = [(s, h) for s in sections for h in s.headline]
+    if heads:
+        out.append("\n## Headline (ratios against tini)\n")
+        rows = []
+        for s, h in heads:
+            vals = h["values"]
+            ref = vals.get(h["ref"])
+            cells = []
+            for n in init_names:
+                v = vals.get(n)
+                if v is None:
+                    cells.append("failed to run" if n in vals or not ctx.get(n).available else "–")
+                    continue
+                c = fmt(v)
+                if n != h["ref"] and ref:
+                    c += f" ({v / ref:.2f}×)"
+                cells.append(c)
+            extra = [f"{k}: {fmt(v) if v is not None else 'failed to run'}" for k, v in vals.items()
+                     if k not in init_names]
+            note = "; ".join(x for x in [h["note"], *extra] if x)
+            rows.append([h["metric"], h["unit"], *cells, note])
+        out.append(table(["metric", "unit", *init_names, "notes"], rows))
+    targets = [t for s in sections for t in s.raw.get("targets", [])]
+    if targets:
+        out.append("\n## Targets of issue 4\n")
+        out.append(table(["target", "graceinit", "reference", "status"],
+                         [[t["target"], t["graceinit"], t["reference"],
+                           "**met**" if t["met"] else ("**missed**" if t["met"] is False else "not measured")]
+                          for t in targets]))
+    for s in sections:
+        out.append(f"\n## {s.title}\n")
+        out.append(f"`--only {s.key}` · {s.seconds:.0f} s\n")
+        if s.error:
+            out.append(f"**benchmark failed**: {s.error}\n")
+        for b in s.body:
+            out.append(b + "\n")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks",
+                                 description="graceinit next to tini and dumb-init, interleaved.")
+    ap.add_argument("--quick", action="store_true", help="short smoke run (smaller sizes, fewer rounds)")
+    ap.add_argument("--only", action="append", default=[], metavar="NAME",
+                    help="run only these benchmarks (comma list or glob, repeatable)")
+    ap.add_argument("--out", metavar="FILE", help="write the Markdown report here (e.g. benchmarks/RESULTS.md)")
+    ap.add_argument("--json", metavar="FILE", help="write the raw measurements as JSON here")
+    ap.add_argument("--inits", metavar="LIST", help="comma list of inits to compare (default: all)")
+    ap.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    args = ap.parse_args(argv)
+    if args.list:
+        for k, (_, d) in BENCHMARKS.items():
+            print(f"{k:15} {d}")
+        return 0
+    names = _select(args.only)
+    inits = all_inits()
+    if args.inits:
+        want = args.inits.split(",")
+        inits = [i for i in inits if i.name in want]
+    ctx = Context(quick=args.quick, inits=inits, verbose=not args.quiet)
+    set_subreaper()
+    t_start = time.monotonic()
+    meta = dict(date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                command=" ".join(["python -m benchmarks", *map(shlex.quote, argv if argv is not None else sys.argv[1:])]),
+                machine=machine_info())
+    meta["load_start"] = meta["machine"]["loadavg"]
+    ctx.log("building C helpers")
+    build_helpers()
+    for i in inits:
+        probe(i)
+        ctx.log(f"{i.name}: {'ok' if i.available else 'FAILED TO RUN: ' + i.why_not}")
+    meta["versions"] = {i.name: init_version(i) for i in inits}
+    sections: list[Section] = []
+    for name in names:
+        fn, desc = BENCHMARKS[name]
+        ctx.log(f"== {name}: {desc}")
+        t0 = time.monotonic()
+        try:
+            sec = fn(ctx)
+        except Exception as e:  # noqa: BLE001 — one broken benchmark must not lose the others
+            traceback.print_exc()
+            sec = Section(name, desc, error=f"{type(e).__name__}: {e}")
+        finally:
+            reap_strays()
+        sec.seconds = time.monotonic() - t0
+        ctx.log(f"   {name} took {sec.seconds:.0f} s")
+        sections.append(sec)
+    meta["duration"] = time.monotonic() - t_start
+    meta["load_end"] = " ".join(f"{x:.2f}" for x in __import__("os").getloadavg())
+    report = render(ctx, sections, meta)
+    if args.out:
+        Path(args.out).write_text(report)
+        ctx.log(f"wrote {args.out}")
+    else:
+        sys.stdout.write(report)
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            dict(meta=meta, inits={i.name: dict(available=i.available, why_not=i.why_not) for i in inits},
+                 sections={s.key: dict(title=s.title, raw=s.raw, error=s.error, seconds=s.seconds)
+                           for s in sections}), indent=1, default=str))
+    return 0
