@@ -10,7 +10,10 @@ import os
 import signal
 
 ERROR, WARNING, INFO, DEBUG = 0, 1, 2, 3
-_TTY_STOP_SIGNALS = {signal.SIGTTOU, signal.SIGTTIN}
+# Signals our own write can make the kernel send to us. They are held while writing, and a
+# SIGPIPE raised by it discarded: it is not a signal anyone sent, and forwarding it would kill
+# the child when nobody reads graceinit's stderr any more (`graceinit ... 2>&1 | head`).
+_SELF_INFLICTED = {signal.SIGTTOU, signal.SIGTTIN, signal.SIGPIPE}
 
 
 class _Level:
@@ -29,12 +32,14 @@ def _write(text: str) -> None:
     data = "".join(f"[graceinit] {line}\n" for line in text.splitlines() or [""]).encode(
         "utf-8", "backslashreplace"
     )
-    # A background process writing to a terminal with `stty tostop` gets SIGTTOU, and a
+    # Also: a background process writing to a terminal with `stty tostop` gets SIGTTOU, and a
     # handled (not blocked) SIGTTOU makes the kernel restart the write forever.
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, _TTY_STOP_SIGNALS)
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _SELF_INFLICTED)
     try:
         while data:
             data = data[os.write(2, data) :]
+    except BrokenPipeError:
+        signal.sigtimedwait({signal.SIGPIPE}, 0)  # ours, also while boot still blocks all
     except OSError:
         pass  # stderr is gone: nowhere left to say anything, and no reason to die
     finally:
