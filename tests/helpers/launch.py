@@ -1,0 +1,527 @@
+"""Start an init (graceinit, tini, dumb-init, ...) under test and watch it.
+
+The central pieces:
+
+* ``ProcessTracker`` -- the ``procs`` fixture.  Every process a test starts goes
+  through it.  It stamps each process's environment with a per-test token
+  (``GITEST_TOKEN=<uuid>``), and at teardown SIGKILLs every process on the
+  machine that still carries the token (children, grandchildren, orphans that
+  escaped, whole PID namespaces via ``unshare --kill-child``), then reaps what
+  was re-parented to the test process (which is a child subreaper while the
+  fixture is active, see ``become_subreaper``).  Nothing outlives a test.
+
+* ``Supervised`` -- one running init.  ``start(..., pid1=True)`` runs it as
+  real PID 1 of a fresh PID namespace
+  (``unshare --pid --fork --mount-proc --kill-child``); ``.pid`` is then the
+  init's pid *as seen from the test* (the child of the unshare process),
+  found by waiting (bounded) for it to have exec'd.  ``tty=`` runs it as a
+  session leader whose controlling terminal is the given pty slave (via
+  ``setsid --ctty``), the way ``docker run -it`` starts PID 1.
+
+* ``LineReader`` / ``PtyReader`` -- read a pipe or a pty master in a thread
+  and let the test *wait for* a line or a pattern with a timeout, instead of
+  sleeping and hoping.
+
+Everything waits on events with a bound; a timeout raises ``WaitTimeout``
+(an AssertionError) whose message includes what was seen so far.
+"""
+import ctypes
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import psutil
+
+from . import procfs
+from .procfs import WaitTimeout
+
+TOKEN_VAR = "GITEST_TOKEN"
+HELPERS = os.path.dirname(os.path.abspath(__file__))
+PYTHON = sys.executable
+
+PID1_PREFIX = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", "--"]
+TTY_PREFIX = ["setsid", "--ctty", "--"]
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def helper(name):
+    """Absolute path of a helper program in tests/helpers/."""
+    return os.path.join(HELPERS, name)
+
+
+def py_helper(name, *args):
+    """argv running helper `name` (e.g. 'sigprinter.py') with this Python."""
+    return [PYTHON, helper(name)] + [str(a) for a in args]
+
+
+def become_subreaper(on=True):
+    """Make the test process a child subreaper (or stop being one), so that
+    processes orphaned by a broken init land on us (and get reaped at
+    teardown) instead of on the machine's PID 1.  The ``procs`` fixture turns
+    it on for the duration of each test.  Returns True on success."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(PR_SET_CHILD_SUBREAPER, 1 if on else 0, 0, 0, 0) == 0
+
+
+def clean_environ():
+    """os.environ without GRACEINIT_* (a developer's shell must not change
+    what the tests see) -- a fresh dict, safe to modify."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("GRACEINIT_")}
+
+
+class LineReader:
+    """Collect the lines written to a pipe, in a daemon thread.
+
+    ``next_line(timeout)`` returns the next unread line (str, without the
+    newline); ``wait_for(match, timeout)`` skips lines until one matches (an
+    exact string, a compiled regex, or a predicate) and returns it;
+    ``rest(timeout)`` waits for EOF and returns the unread lines.  ``seen``
+    lists everything read so far (for failure messages).
+    """
+
+    def __init__(self, fileobj, name="stdout"):
+        self.name = name
+        self.seen = []
+        self._pos = 0
+        self._eof = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, args=(fileobj,), daemon=True)
+        self._thread.start()
+
+    def _run(self, f):
+        try:
+            for raw in iter(f.readline, b""):
+                with self._cond:
+                    self.seen.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                    self._cond.notify_all()
+        except (OSError, ValueError):
+            pass
+        finally:
+            with self._cond:
+                self._eof = True
+                self._cond.notify_all()
+
+    def _describe(self):
+        return "%s lines so far: %r" % (self.name, self.seen[-30:])
+
+    def next_line(self, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._pos >= len(self.seen):
+                left = deadline - time.monotonic()
+                if self._eof:
+                    raise WaitTimeout("EOF on %s while waiting for a line; %s"
+                                      % (self.name, self._describe()))
+                if left <= 0:
+                    raise WaitTimeout("no line on %s within %.1fs; %s"
+                                      % (self.name, timeout, self._describe()))
+                self._cond.wait(left)
+            line = self.seen[self._pos]
+            self._pos += 1
+            return line
+
+    def expect(self, expected, timeout=5.0):
+        """Assert that the *next* line is exactly `expected`."""
+        line = self.next_line(timeout)
+        assert line == expected, "expected next %s line %r, got %r; %s" % (
+            self.name, expected, line, self._describe())
+        return line
+
+    def wait_for(self, match, timeout=5.0):
+        """Consume lines until one matches; return it."""
+        if isinstance(match, str):
+            pred = match.__eq__
+        elif hasattr(match, "search"):
+            pred = lambda s: match.search(s) is not None  # noqa: E731
+        else:
+            pred = match
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                line = self.next_line(max(left, 0))
+            except WaitTimeout as e:
+                raise WaitTimeout("waiting for %r: %s" % (match, e)) from None
+            if pred(line):
+                return line
+
+    def unread(self):
+        with self._cond:
+            return list(self.seen[self._pos:])
+
+    def rest(self, timeout=5.0):
+        """Wait for EOF (bounded) and return all unread lines."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self._eof:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise WaitTimeout("no EOF on %s within %.1fs; %s"
+                                      % (self.name, timeout, self._describe()))
+                self._cond.wait(left)
+            out = self.seen[self._pos:]
+            self._pos = len(self.seen)
+            return out
+
+
+class ByteCollector:
+    """Collect every byte written to a pipe (e.g. stderr), in a thread."""
+
+    def __init__(self, fileobj):
+        self._chunks = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(fileobj,), daemon=True)
+        self._thread.start()
+
+    def _run(self, f):
+        try:
+            while True:
+                chunk = os.read(f.fileno(), 65536)
+                if not chunk:
+                    break
+                self._chunks.append(chunk)
+        except (OSError, ValueError):
+            pass
+        finally:
+            self._done.set()
+
+    def data(self, timeout=None):
+        """All bytes so far; with a timeout, first wait (bounded) for EOF."""
+        if timeout is not None:
+            self._done.wait(timeout)
+        return b"".join(self._chunks)
+
+    def text(self, timeout=None):
+        return self.data(timeout).decode("utf-8", "replace")
+
+
+class PtyReader:
+    """Read a pty master in a thread; ``expect(regex, timeout)`` waits for a
+    pattern in the output that follows the previous match."""
+
+    def __init__(self, master_fd):
+        self.fd = master_fd
+        self.buf = bytearray()
+        self._pos = 0
+        self._eof = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        try:
+            while True:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:  # EIO: every slave fd closed
+                    break
+                if not chunk:
+                    break
+                with self._cond:
+                    self.buf += chunk
+                    self._cond.notify_all()
+        finally:
+            with self._cond:
+                self._eof = True
+                self._cond.notify_all()
+
+    def write(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        os.write(self.fd, data)
+
+    def expect(self, pattern, timeout=5.0):
+        if isinstance(pattern, str):
+            pattern = pattern.encode()
+        rx = re.compile(pattern) if isinstance(pattern, bytes) else pattern
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                m = rx.search(self.buf, self._pos)
+                if m:
+                    self._pos = m.end()
+                    return m
+                left = deadline - time.monotonic()
+                if left <= 0 or self._eof:
+                    tail = bytes(self.buf[max(self._pos, len(self.buf) - 600):])
+                    raise WaitTimeout("%r not seen on the pty within %.1fs%s; output after "
+                                      "the previous match: %r" % (
+                                          rx.pattern, timeout,
+                                          " (EOF)" if self._eof else "", tail))
+                self._cond.wait(left)
+
+    def text(self):
+        return bytes(self.buf).decode("utf-8", "replace")
+
+
+class Supervised:
+    """An init started by ProcessTracker.start()."""
+
+    def __init__(self, popen, argv, prefix, pid1):
+        self.popen = popen
+        self.argv = argv            # the init's own argv (without wrapper)
+        self.prefix = prefix        # wrapper argv (unshare/setsid) or []
+        self.pid1 = pid1
+        self.stdout = None          # LineReader when stdout was PIPE and lines=True
+        self.stderr = None          # ByteCollector when stderr was PIPE
+        self._pid = None
+
+    # -- identity -------------------------------------------------------
+    @property
+    def pid(self):
+        """The init's pid (in the test's namespace), waiting up to 10 s for
+        the wrapper (if any) to have forked and exec'd it."""
+        if self._pid is None:
+            self._pid = self.resolve_pid()
+        return self._pid
+
+    def resolve_pid(self, timeout=10.0):
+        if not self.prefix:
+            return self.popen.pid
+        wrapper = self.popen.pid
+        wrapper_cmd = {os.path.basename(a) for a in self.prefix if a in ("unshare", "setsid")}
+
+        def execd(pid):
+            try:
+                cmd = psutil.Process(pid).cmdline()
+            except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+                return False
+            return bool(cmd) and os.path.basename(cmd[0]) not in wrapper_cmd
+
+        def find():
+            if execd(wrapper):                     # setsid: exec'd in place
+                return wrapper
+            try:
+                kids = psutil.Process(wrapper).children()
+            except psutil.NoSuchProcess:
+                return None
+            for k in kids:                         # unshare --fork: its child
+                if execd(k.pid):                   # (which may exec setsid first)
+                    return k.pid
+            return None
+
+        return procfs.wait_until(find, timeout, "the init behind %s to exec" % self.prefix[0])
+
+    def children(self):
+        """psutil.Process list of the init's direct children."""
+        try:
+            return psutil.Process(self.pid).children()
+        except psutil.NoSuchProcess:
+            return []
+
+    def child(self, timeout=10.0, contains=None):
+        """Pid of the init's main child once it has exec'd (its cmdline no
+        longer equals the init's); with `contains`, once some argument of
+        its cmdline contains that string."""
+        init_cmd = psutil.Process(self.pid).cmdline()
+
+        def find():
+            for c in self.children():
+                try:
+                    cmd = c.cmdline()
+                except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                    continue
+                if not cmd or cmd == init_cmd:
+                    continue
+                if contains is None or any(contains in a for a in cmd):
+                    return c.pid
+            return None
+
+        return procfs.wait_until(find, timeout, lambda: "a child of the init (%s) to exec%s; "
+                                 "stderr: %s" % (self.pid, (" %r" % contains) if contains else "",
+                                                  self.stderr_text()))
+
+    # -- interaction ----------------------------------------------------
+    def send(self, sig):
+        os.kill(self.pid, sig)
+
+    def wait(self, timeout=10.0):
+        """Wait (bounded) for the init -- or its unshare wrapper -- to exit;
+        returns Popen.returncode (negative = killed by that signal)."""
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise WaitTimeout("init %s did not exit within %.1fs; state %s; stderr: %s" % (
+                self.argv[:3], timeout, procfs.state(self.pid) if self._pid else "?",
+                self.stderr_text())) from None
+
+    def running(self):
+        return self.popen.poll() is None
+
+    def stderr_text(self, timeout=None):
+        if self.stderr is None:
+            return "<not captured>"
+        return self.stderr.text(timeout)
+
+    def stderr_lines(self, timeout=2.0):
+        """graceinit's stderr as non-empty lines, after waiting for EOF."""
+        return [l for l in self.stderr_text(timeout).splitlines() if l.strip()]
+
+
+class ProcessTracker:
+    """Starts processes for one test and guarantees none survives it."""
+
+    def __init__(self):
+        self.token = uuid.uuid4().hex
+        self.started = []   # Popen objects
+
+    # -- environment ----------------------------------------------------
+    def env(self, base=None, **extra):
+        """An environment for a tracked process: `base` (default: the test
+        process's environment minus GRACEINIT_*) plus `extra`, plus the
+        cleanup token.  Works with str or bytes dicts."""
+        env = clean_environ() if base is None else dict(base)
+        env.update(extra)
+        return self._stamp(env)
+
+    def _stamp(self, env):
+        if any(isinstance(k, bytes) for k in env):
+            env[TOKEN_VAR.encode()] = self.token.encode()
+        else:
+            env[TOKEN_VAR] = self.token
+        return env
+
+    # -- starting -------------------------------------------------------
+    def popen(self, argv, env=None, **kw):
+        """subprocess.Popen, tracked, with the token in its environment."""
+        env = self.env() if env is None else self._stamp(dict(env))
+        p = subprocess.Popen([_arg(a) for a in argv], env=env, **kw)
+        self.started.append(p)
+        return p
+
+    def start(self, argv, *, pid1=False, tty=None, env=None, stdin=subprocess.DEVNULL,
+              stdout=subprocess.PIPE, stderr=subprocess.PIPE, lines=True, **kw):
+        """Start an init command line and return a Supervised.
+
+        argv    the init and its arguments, e.g. [graceinit, '--', 'sleep', '9']
+        pid1    run it as PID 1 of a new PID namespace (unshare)
+        tty     a pty slave fd: the init becomes a session leader with it as
+                controlling terminal and as stdin/stdout/stderr (with pid1 too:
+                PID 1 + session leader + ctty, exactly `docker run -it`)
+        lines   wrap a piped stdout in a LineReader (else leave popen.stdout)
+        """
+        argv = [_arg(a) for a in argv]
+        prefix = []
+        if pid1:
+            prefix = list(PID1_PREFIX)
+        if tty is not None:
+            # setsid --ctty runs last, so that the init itself (PID 1 or not)
+            # is the session leader owning the terminal.
+            prefix = prefix + list(TTY_PREFIX)
+            stdin = stdout = stderr = tty
+        p = self.popen(prefix + argv, env=env, stdin=stdin, stdout=stdout, stderr=stderr, **kw)
+        sup = Supervised(p, argv, prefix, pid1)
+        if p.stdout is not None and lines:
+            sup.stdout = LineReader(p.stdout)
+        if p.stderr is not None:
+            sup.stderr = ByteCollector(p.stderr)
+        return sup
+
+    def run(self, argv, timeout=10.0, **kw):
+        """Start, wait (bounded) and return (returncode, stdout bytes,
+        stderr bytes) -- for short-lived commands."""
+        sup = self.start(argv, lines=False, **kw)
+        out = b""
+        if sup.popen.stdout is not None:
+            reader = ByteCollector(sup.popen.stdout)
+        rc = sup.wait(timeout)
+        if sup.popen.stdout is not None:
+            out = reader.data(timeout=5)
+        return rc, out, (sup.stderr.data(timeout=5) if sup.stderr else b"")
+
+    # -- cleanup --------------------------------------------------------
+    def tagged_pids(self):
+        """Every live process carrying this test's token (zombies have no
+        readable environment and are not listed)."""
+        needle = ("%s=%s\0" % (TOKEN_VAR, self.token)).encode()
+        me = os.getpid()
+        out = []
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) == me:
+                continue
+            try:
+                with open("/proc/%s/environ" % name, "rb") as f:
+                    if needle in f.read():
+                        out.append(int(name))
+            except OSError:
+                continue
+        return out
+
+    def cleanup(self, timeout=10.0):
+        """SIGKILL everything this test started, wait for it to be gone and
+        reap what was re-parented to us.  Returns the pids it had to kill."""
+        killed = []
+        for p in self.started:
+            if p.poll() is None:
+                # Descendants first (also those that dropped the token with
+                # `env -i`), then the process itself.
+                try:
+                    tree = psutil.Process(p.pid).children(recursive=True)
+                except psutil.Error:
+                    tree = []
+                for c in tree:
+                    _kill(c.pid)
+                    killed.append(c.pid)
+                _kill(p.pid)
+                killed.append(p.pid)
+        deadline = time.monotonic() + timeout
+        while True:
+            pids = self.tagged_pids()
+            for pid in pids:
+                _kill(pid)
+            killed.extend(pids)
+            for p in self.started:
+                if p.poll() is None:
+                    try:
+                        p.wait(0.05)
+                    except subprocess.TimeoutExpired:
+                        pass
+            reap_adopted(self.started)
+            if not pids and all(p.returncode is not None for p in self.started):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("could not get rid of test processes %s" % pids)
+            time.sleep(0.02)
+        for p in self.started:
+            for f in (p.stdin, p.stdout, p.stderr):
+                if f is not None:
+                    try:
+                        f.close()
+                    except OSError:
+                        pass
+        return sorted(set(killed))
+
+
+def _arg(a):
+    """argv element: str and bytes (binary-safe) as they are, others str()."""
+    return a if isinstance(a, (str, bytes)) else str(a)
+
+
+def _kill(pid, sig=signal.SIGKILL):
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def reap_adopted(popens=()):
+    """Reap zombie children of the test process that no Popen owns (orphans
+    re-parented to us as subreaper)."""
+    owned = {p.pid for p in popens if p.returncode is None}
+    try:
+        kids = psutil.Process().children()
+    except psutil.Error:
+        return
+    for k in kids:
+        if k.pid in owned:
+            continue
+        try:
+            os.waitpid(k.pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
