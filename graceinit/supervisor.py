@@ -141,6 +141,7 @@ class Supervisor:
             except StopIteration as finished:
                 return int(finished.value)
             except Exception:
+                log.exception("internal error; supervising the child without hooks until it exits")
                 lifecycle = self._recover()
                 resume = None
                 continue
@@ -172,7 +173,6 @@ class Supervisor:
     def _recover(self) -> Sequence_:
         """The sequence itself failed (a bug). Keep the promise not to die with the child
         alive: go on forwarding and reaping until it exits, then exit as it did."""
-        log.exception("internal error; supervising the child without hooks until it exits")
         child = self._child
         if child is not None and child.running:
             yield Wait(lambda: not child.running)

@@ -311,7 +311,9 @@ def test_command_not_found_still_runs_post_hooks() -> None:
     assert system.environs["post"][b"GRACEINIT_EXIT_CODE"] == b"127"
 
 
-def test_a_bug_in_the_sequence_still_waits_for_the_child(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bug_in_the_sequence_still_waits_for_the_child(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
     system = FakeSystem({"app": Behaviour(on_signal={TERM: 0.5})})
     system.at(1.0, Signal(TERM))
     system.at(2.0, Signal(TERM))
@@ -324,6 +326,8 @@ def test_a_bug_in_the_sequence_still_waits_for_the_child(monkeypatch: pytest.Mon
     status = run(cfg(stop_hooks=STOP), system)
     assert status == 143  # forwarding went on (2nd TERM), the child's status is kept
     assert status != INTERNAL_ERROR
+    err = capfd.readouterr().err
+    assert "RuntimeError: bug" in err and "Traceback" in err  # logged with its traceback
 
 
 # --- restarts -------------------------------------------------------------------------------
