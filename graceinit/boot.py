@@ -15,6 +15,6 @@ def main() -> None:
     _signal.pthread_sigmask(_signal.SIG_BLOCK, _signal.valid_signals())
     import sys
 
-    from graceinit.cli import run
+    from graceinit.startup import run
 
     sys.exit(run(sys.argv[1:]))

@@ -1,11 +1,11 @@
-"""The command line: options and GRACEINIT_* variables -> a frozen Config -> a Supervisor.
+"""The command line: options and GRACEINIT_* variables -> a frozen Config.
 
 Every option also reads GRACEINIT_<NAME> (dashes become underscores); the command line wins.
+Nothing here touches the system; startup.py takes the Config from here.
 """
 
 from __future__ import annotations
 
-import os
 import signal
 from types import MappingProxyType
 from typing import Any, Iterable, List, Optional, Sequence, Tuple
@@ -195,92 +195,3 @@ def parse(args: List[str]) -> "Config | int":
 
 def _one_line(message: str) -> str:
     return " ".join(message.split())
-
-
-def run(args: List[str]) -> int:
-    """The whole program after boot: parse, check, take over signals, supervise."""
-    parent_at_start = os.getppid()
-    _ensure_standard_fds()
-    parsed = parse(args)
-    if not isinstance(parsed, Config):
-        return parsed
-    config: Config = parsed
-    log.set_verbosity(config.quiet, config.verbose)
-
-    from graceinit import hooks, output, reaper, spawn, terminal
-    from graceinit.signals import SignalInbox
-    from graceinit.supervisor import INTERNAL_ERROR, Supervisor
-    from graceinit.system import LinuxSystem
-
-    environ = spawn.original_environ()
-    spawn.close_inherited_on_exec()
-    try:
-        for phase, phase_hooks in (("pre", config.pre_hooks), ("stop", config.stop_hooks), ("post", config.post_hooks)):
-            hooks.validate(phase, phase_hooks, environ)
-        child_output = output.prepare(config)
-        listeners, notify = _sockets(config)
-    except ConfigError as error:
-        log.error(str(error))
-        return USAGE_ERROR
-
-    _adopt_orphans(config, reaper)
-    session, early_signals = terminal.prepare(config.process_group)
-    inbox = SignalInbox(early_signals)
-    if config.pdeathsig:
-        reaper.set_parent_death_signal(config.pdeathsig, parent_at_start)
-    inbox.open()
-    system = LinuxSystem(inbox, session, child_output, listeners, notify)
-    supervisor = Supervisor(config, system, environ, session)
-    try:
-        return supervisor.run()
-    except BaseException:  # a bug outside the sequence's own recovery: never leave the child
-        log.exception("internal error; killing the child and exiting")
-        supervisor.kill_child()
-        return INTERNAL_ERROR
-    finally:
-        if notify is not None:
-            notify.close()
-
-
-def _ensure_standard_fds() -> None:
-    """With fd 0, 1 or 2 closed, the next pipe graceinit opens would take its number and the
-    child would write its output into graceinit's plumbing: fill the gaps with /dev/null."""
-    for fd in (0, 1, 2):
-        try:
-            os.fstat(fd)
-        except OSError:
-            null = os.open(os.devnull, os.O_RDWR)
-            if null == fd:
-                os.set_inheritable(fd, True)
-            else:
-                os.dup2(null, fd)
-                os.close(null)
-
-
-def _sockets(config: Config) -> Tuple[Any, Any]:
-    """Bind --listen sockets and make the notify socket (socket's import is paid only here)."""
-    if not config.listen and not config.notify:
-        return None, None
-    from graceinit.sockets import NotifySocket, bind, describe
-
-    listeners = None
-    if config.listen:
-        listeners = bind(config.listen)
-        log.info("listening on " + ", ".join(describe(listeners)))
-    try:
-        notify = NotifySocket() if config.notify else None
-    except OSError as error:
-        raise ConfigError(f"--notify: cannot create the notify socket: {error.strerror}") from None
-    return listeners, notify
-
-
-def _adopt_orphans(config: Config, reaper: Any) -> None:
-    if os.getpid() == 1:
-        return
-    if config.subreaper is False:
-        log.warning("not PID 1 and --no-subreaper: orphaned grandchildren will not be reaped by graceinit")
-        return
-    try:
-        reaper.become_subreaper()
-    except OSError as error:
-        log.warning(f"cannot become a child subreaper ({error.strerror}): orphans will not be reaped")
