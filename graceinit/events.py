@@ -22,6 +22,13 @@ class Exited(NamedTuple):
     wait_status: int
 
 
+class Stopped(NamedTuple):
+    """A child of graceinit was stopped (Ctrl-Z); reported only when the child shares
+    graceinit's terminal session, where graceinit must follow it into the background."""
+
+    pid: int
+
+
 class Gone(NamedTuple):
     """A watched process that is not our child has died."""
 
@@ -35,4 +42,4 @@ class Notified(NamedTuple):
     fields: Mapping[str, str]
 
 
-Event = Union[Signal, Exited, Gone, Notified]
+Event = Union[Signal, Exited, Stopped, Gone, Notified]

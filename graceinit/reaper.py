@@ -9,15 +9,17 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
 
-def reap() -> List[Tuple[int, int]]:
-    """Collect every child that has exited: (pid, wait status) pairs.
+def reap(stopped: bool = False) -> List[Tuple[int, int]]:
+    """Collect every child that has exited (and, with `stopped`, report those that were
+    stopped): (pid, wait status) pairs.
 
     SIGCHLD coalesces — one signal may stand for many exits — so loop until none is left.
     """
     exited = []
+    options = os.WNOHANG | (os.WUNTRACED if stopped else 0)
     while True:
         try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
+            pid, status = os.waitpid(-1, options)
         except ChildProcessError:
             return exited
         if pid == 0:

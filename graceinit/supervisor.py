@@ -30,7 +30,7 @@ from typing import Callable, Dict, Generator, List, NamedTuple, Optional, Sequen
 
 from graceinit import hooks, log, output
 from graceinit.config import Argv, Config, death_signal, exit_status, signal_name
-from graceinit.events import Event, Exited, Gone, Notified, Signal
+from graceinit.events import Event, Exited, Gone, Notified, Signal, Stopped
 from graceinit.signals import STOP_SIGNALS
 from graceinit.spawn import Environ, Proc, SpawnError
 from graceinit.terminal import Session
@@ -62,6 +62,8 @@ class System(Protocol):
     def spawn_hook(self, argv: Sequence[str], environ: Environ) -> Proc: ...
 
     def send(self, pid: int, signum: int) -> None: ...
+
+    def suspend_with(self, pgid: int) -> None: ...
 
     def send_group(self, pgid: int, signum: int) -> None: ...
 
@@ -185,6 +187,10 @@ class Supervisor:
                 self._on_signal(event.signum)
             elif isinstance(event, Exited):
                 self._on_exited(event.pid, event.wait_status)
+            elif isinstance(event, Stopped):
+                if self._child is not None and event.pid == self._child.pid and self._child.pgid:
+                    log.info(f"child {event.pid} stopped from the terminal: following it")
+                    self._system.suspend_with(self._child.pgid)
             elif isinstance(event, Gone):
                 self._lingering.discard(event.pid)
             elif isinstance(event, Notified):

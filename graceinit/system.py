@@ -9,8 +9,8 @@ import signal
 import time
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
-from graceinit import procs, reaper, spawn
-from graceinit.events import Event, Exited, Gone, Notified, Signal
+from graceinit import procs, reaper, spawn, terminal
+from graceinit.events import Event, Exited, Gone, Notified, Signal, Stopped
 from graceinit.output import ChildOutput
 from graceinit.signals import SignalInbox
 from graceinit.spawn import Environ, Proc
@@ -68,7 +68,8 @@ class LinuxSystem:
             else:
                 events.append(Gone(self._unwatch(fd)))
         if reap:
-            events.extend(Exited(pid, status) for pid, status in reaper.reap())
+            for pid, status in reaper.reap(stopped=self._session is Session.FOREGROUND):
+                events.append(Stopped(pid) if os.WIFSTOPPED(status) else Exited(pid, status))
         return events
 
     def spawn_child(self, argv: Sequence[str], environ: Environ) -> Proc:
@@ -86,6 +87,9 @@ class LinuxSystem:
         if self._devnull is None:
             self._devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         return spawn.spawn(argv, environ, Session.NEW, (self._devnull, None, None))
+
+    def suspend_with(self, pgid: int) -> None:
+        terminal.suspend_with(pgid)
 
     def send(self, pid: int, signum: int) -> None:
         try:

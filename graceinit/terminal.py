@@ -65,6 +65,26 @@ def enter_in_child(session: Session) -> None:
             pass
 
 
+def suspend_with(child_pgid: int) -> None:
+    """The child, in the foreground of the terminal graceinit shares with an interactive
+    shell, was stopped (Ctrl-Z). Stop graceinit too, so that shell gets the terminal back
+    and sees its job stopped; on `fg` give the terminal back to the child and continue it."""
+    reclaim_foreground()
+    os.kill(os.getpid(), signal.SIGSTOP)  # returns once the shell continues us (fg or bg)
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTTOU, signal.SIGTTIN})
+    try:
+        if os.tcgetpgrp(0) == os.getpgrp():  # `fg`: the terminal is ours to hand on
+            os.tcsetpgrp(0, child_pgid)
+    except OSError:
+        pass
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    try:
+        os.killpg(child_pgid, signal.SIGCONT)
+    except ProcessLookupError:
+        pass
+
+
 def reclaim_foreground() -> None:
     """After a FOREGROUND child exits, take the terminal back for graceinit's group."""
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTTOU, signal.SIGTTIN})

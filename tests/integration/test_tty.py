@@ -155,7 +155,21 @@ def test_run_from_an_interactive_shell_with_tostop_and_messages(init, procs, pty
     _from_an_interactive_shell(init, procs, pty_pair, init_args=["-v"], tostop=True)
 
 
-def _from_an_interactive_shell(init, procs, pty_pair, init_args=(), tostop=False):
+@pytest.mark.timeout(60)
+def test_ctrl_z_and_fg_from_an_interactive_shell(procs, pty_pair, graceinit_bin):
+    """Ctrl-Z stops the child (the terminal's foreground group), and graceinit follows it:
+    it stops itself so the shell gets the terminal back and reports the job stopped; `fg`
+    hands the terminal back to the child, which runs on until Ctrl-C."""
+
+    class GraceInit:
+        @staticmethod
+        def cmd(*args):
+            return [str(graceinit_bin), *args]
+
+    _from_an_interactive_shell(GraceInit, procs, pty_pair, suspend=True)
+
+
+def _from_an_interactive_shell(init, procs, pty_pair, init_args=(), tostop=False, suspend=False):
     master, slave = pty_pair
     env = procs.env(base={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/root",
                           "TERM": "dumb", "PS1": "$ ", "HISTFILE": "/dev/null"})
@@ -177,6 +191,17 @@ def _from_an_interactive_shell(init, procs, pty_pair, init_args=(), tostop=False
                       % (_stat(sleeper), _stat(init_pid)))
     assert _stat(sleeper)["pgrp"] != _stat(init_pid)["pgrp"], "child not in its own group"
     assert procfs.state(init_pid) not in ("T", "t"), "init stopped"
+    if suspend:
+        term.write(b"\x1a")
+        procfs.wait_until(lambda: procfs.state(init_pid) == "T" and procfs.state(sleeper) == "T"
+                          and _stat(shell)["tpgid"] == _stat(shell)["pgrp"], 5,
+                          lambda: "Ctrl-Z to stop child and init and give the shell the terminal:"
+                          " init %r, sleep %r, shell %r" % (_stat(init_pid), _stat(sleeper), _stat(shell)))
+        term.write("fg\n")
+        procfs.wait_until(lambda: procfs.state(sleeper) not in ("T", None)
+                          and _stat(sleeper)["tpgid"] == _stat(sleeper)["pgrp"], 5,
+                          lambda: "`fg` to continue the child in the foreground: sleep %r"
+                          % (_stat(sleeper),))
     term.write(b"\x03")
     procfs.wait_until(lambda: procfs.state(init_pid) in (None, "Z"), 5,
                       lambda: "the init to exit after Ctrl-C (init state %r, sleep state %r)"
