@@ -104,10 +104,14 @@ def parse_signal(text: str) -> int:
         if signal.SIGRTMIN <= number <= signal.SIGRTMAX:
             return number
         raise ConfigError(f"{text!r} is outside the real-time signal range")
-    member = getattr(signal.Signals, "SIG" + name, None)
+    member = getattr(signal.Signals, "SIG" + name, None) or _NAMES_PYTHON_LACKS.get(name)
     if member is None:
         raise ConfigError(f"unknown signal {text!r}")
     return int(member)
+
+
+# Linux signals older Pythons have no name for (SIGSTKFLT arrived in 3.11).
+_NAMES_PYTHON_LACKS = {"STKFLT": 16}
 
 
 def signal_name(number: int) -> str:
@@ -120,6 +124,9 @@ def signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
     except ValueError:
+        for name, known in _NAMES_PYTHON_LACKS.items():
+            if known == number:
+                return "SIG" + name
         return f"signal {number}"
 
 

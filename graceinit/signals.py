@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Iterable, List
+from typing import Iterable, List, Set
 
 # Never catchable.
 _UNCATCHABLE = {signal.SIGKILL, signal.SIGSTOP}
@@ -75,6 +75,50 @@ def detach_blocked(signals: Iterable[int], sender: int) -> List[int]:
             return kept
         if info.si_pid != sender:
             kept.append(info.si_signo)
+
+
+def reset_inherited_ignores() -> None:
+    """Give every signal graceinit does not handle itself its default disposition.
+
+    An ignored disposition survives exec: whatever graceinit inherited as ignored would reach
+    the child ignored too. The handled ones are reset in the child before exec; the fault
+    signals are reset here (a real fault in graceinit should kill it, too); and the glibc-
+    internal 32 and 33, which some launchers (Python 3.13's subprocess) hand over ignored and
+    which sigaction(3) refuses to touch, through the raw system call.
+    """
+    for signum in SYNCHRONOUS:
+        signal.signal(signum, signal.SIG_DFL)
+    unreachable = _ignored() - set(signal.valid_signals())
+    if unreachable:
+        _default_through_syscall(unreachable)
+
+
+def _ignored() -> Set[int]:
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"SigIgn:"):
+                    mask = int(line.split()[1], 16)
+                    return {bit + 1 for bit in range(64) if mask >> bit & 1}
+    except (OSError, ValueError, IndexError):
+        pass
+    return set()
+
+
+_RT_SIGACTION = {"x86_64": 13, "aarch64": 134}
+
+
+def _default_through_syscall(signums: Iterable[int]) -> None:
+    import ctypes
+    import platform
+
+    number = _RT_SIGACTION.get(platform.machine())
+    if number is None:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    default = ctypes.create_string_buffer(64)  # all zero: SIG_DFL, no flags, empty mask
+    for signum in signums:
+        libc.syscall(number, signum, default, None, 8)
 
 
 def block_all() -> List[int]:

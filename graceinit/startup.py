@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from typing import Any, List, Optional, Tuple
 
-from graceinit import hooks, log, output, reaper, spawn, terminal
+from graceinit import hooks, log, output, reaper, signals, spawn, terminal
 from graceinit.cli import parse
 from graceinit.config import USAGE_ERROR, Config, ConfigError
 from graceinit.signals import SignalInbox
@@ -27,6 +27,7 @@ def run(args: List[str]) -> int:
 
     environ = spawn.original_environ()
     spawn.close_inherited_on_exec()
+    signals.reset_inherited_ignores()
     try:
         for phase, phase_hooks in (("pre", config.pre_hooks), ("stop", config.stop_hooks), ("post", config.post_hooks)):
             hooks.validate(phase, phase_hooks, environ)

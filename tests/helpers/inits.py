@@ -57,7 +57,7 @@ def make_spec(name, graceinit_bin):
     if name == "graceinit":
         return InitSpec(
             name, [str(graceinit_bin)], group=[], single=["-c"], subreaper=[],
-            rewrite=lambda a, b: ["-r", "%s:%s" % (a, b)],
+            rewrite=lambda a, b: ["-r", "%d:%d" % (int(a), int(b))],
             remap=lambda a, b: ["-e", "%s:%s" % (a, b)])
     if name == "tini":
         return InitSpec(name, ["/usr/bin/tini"], group=["-g"], single=[], subreaper=["-s"],

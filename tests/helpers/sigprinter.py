@@ -62,7 +62,11 @@ def signum(name):
         if s.startswith(base):
             rest = s[len(base):]
             return value + int(rest) if rest else value
-    return int(getattr(signal, s))
+    return int(getattr(signal, s, None) or _NAMES_PYTHON_LACKS[s])
+
+
+# Linux signals older Pythons have no name for (SIGSTKFLT arrived in 3.11).
+_NAMES_PYTHON_LACKS = {"SIGSTKFLT": 16}
 
 
 def catchable():

@@ -9,6 +9,7 @@ touch any of it (``sleep``), except the stdio test which needs a writer.
 """
 import os
 import shutil
+import signal
 import subprocess
 
 import pytest
@@ -126,3 +127,27 @@ def test_child_gets_only_fds_0_1_2(init, procs, pid1):
     finally:
         for fd in (r, w, extra):
             os.close(fd)
+
+
+def _ignore_unusual_signals():
+    """preexec_fn: hand the init ignored dispositions it does not handle itself: a fault
+    signal, and glibc's internal 32/33 (as Python 3.13's subprocess does), which only the
+    raw rt_sigaction system call can set."""
+    import ctypes
+    import platform
+
+    signal.signal(signal.SIGSEGV, signal.SIG_IGN)
+    number = {"x86_64": 13, "aarch64": 134}.get(platform.machine())
+    if number is not None:
+        ignore = ctypes.create_string_buffer(64)
+        ctypes.c_ulong.from_buffer(ignore).value = 1  # sa_handler = SIG_IGN
+        libc = ctypes.CDLL(None, use_errno=True)
+        for signum in (32, 33):
+            libc.syscall(number, signum, ignore, None, 8)
+
+
+def test_child_gets_default_dispositions_even_when_the_init_inherited_ignores(procs, graceinit_bin):
+    sup = procs.start([str(graceinit_bin), "--", SLEEP, "600"], preexec_fn=_ignore_unusual_signals)
+    child = sup.child(contains="600")
+    ignored = procfs.sigset(child, "SigIgn")
+    assert not ignored, "child starts with ignored signals: %s" % procfs.sigmask_names(ignored)
