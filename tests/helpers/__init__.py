@@ -4,7 +4,10 @@ Modules (import as ``from helpers import ...`` -- tests/conftest.py puts
 tests/ on sys.path):
 
 * ``launch``   ProcessTracker (the ``procs`` fixture), Supervised, LineReader,
-               PtyReader, helper()/py_helper() paths, PID1_PREFIX.
+               PtyReader, helper()/py_helper() paths, PID1_PREFIX; kill_all() and
+               tagged_processes() for the stop/restart harnesses' teardown.
+* ``events``   the JSONL event log (emit/read_all) of the stop/restart test
+               programs; stdlib only, also imported by them as plain ``events``.
 * ``procfs``   /proc readers (status, SigBlk/SigIgn sets, fds, environ,
                children, zombies, context switches) and ``wait_until``.
 * ``inits``    InitSpec for graceinit/tini/dumb-init/naive and

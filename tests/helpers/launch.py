@@ -525,3 +525,47 @@ def reap_adopted(popens=()):
             os.waitpid(k.pid, os.WNOHANG)
         except ChildProcessError:
             pass
+
+
+def tagged_processes(var, value):
+    """Live (non-zombie) psutil.Processes, other than this one, whose environment has
+    var=value (a per-test tag passed on to everything a test starts)."""
+    out = []
+    for p in psutil.process_iter():
+        try:
+            if p.pid == os.getpid():
+                continue
+            if p.environ().get(var) == value and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return out
+
+
+def kill_all(popens, others=(), timeout=5):
+    """Teardown for harnesses that start processes themselves: SIGCONT (in case a test left one
+    stopped) and SIGKILL every Popen's process with all its descendants and the psutil.Processes
+    in `others` (e.g. tagged_processes(...)), wait (bounded) for them to be gone, then reap the
+    Popens. Never raises for what could not be killed or reaped in time."""
+    victims = {}
+    for proc in popens:
+        try:
+            root = psutil.Process(proc.pid)
+            for p in [root] + root.children(recursive=True):
+                victims[p.pid] = p
+        except psutil.NoSuchProcess:
+            pass
+    for p in others:
+        victims[p.pid] = p
+    for p in victims.values():
+        try:
+            p.send_signal(signal.SIGCONT)
+            p.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(list(victims.values()), timeout=timeout)
+    for proc in popens:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass

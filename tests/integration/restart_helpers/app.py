@@ -31,7 +31,7 @@ can make the *next* generation differ from the running one:
   "term_exit": N          exit status after draining (default 0)
   "ignore_term": true     log the drain signal and keep serving
 
-Events (restart_helpers/events.py): start, bad-env, ready-sent, signal, slow-begin, slow-end,
+Events (tests/helpers/events.py): start, bad-env, ready-sent, signal, slow-begin, slow-end,
 term, drained.
 """
 import argparse
@@ -45,7 +45,9 @@ import threading
 import time
 from urllib.parse import parse_qsl
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# tests/helpers/events.py, imported as a top-level module (stdlib only, works under -S)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "helpers"))
 from events import emit  # noqa: E402
 
 LOGGED_SIGNALS = ("HUP", "INT", "QUIT", "USR1", "USR2", "TERM", "ALRM", "WINCH")

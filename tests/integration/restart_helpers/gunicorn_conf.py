@@ -9,7 +9,9 @@ side would otherwise fight over the same default control socket path.
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# tests/helpers/events.py, imported as a top-level module (stdlib only, works under -S)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "helpers"))
 from events import emit  # noqa: E402
 
 LOG = os.environ.get("RESTART_TEST_LOG")

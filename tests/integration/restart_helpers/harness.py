@@ -21,7 +21,8 @@ from pathlib import Path
 
 import psutil
 
-from .events import read_all
+from helpers.events import read_all
+from helpers.launch import kill_all, tagged_processes
 
 HERE = Path(__file__).resolve().parent
 GRACEINIT = (os.environ.get("RESTART_TEST_GRACEINIT")
@@ -373,16 +374,7 @@ class Harness:
     # -- processes ------------------------------------------------------------------------
     def tagged(self):
         """Live (non-zombie) processes carrying this test's tag."""
-        out = []
-        for p in psutil.process_iter():
-            try:
-                if p.pid == os.getpid():
-                    continue
-                if p.environ().get(TAG_VAR) == self.tag and p.status() != psutil.STATUS_ZOMBIE:
-                    out.append(p)
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                continue
-        return out
+        return tagged_processes(TAG_VAR, self.tag)
 
     def assert_nothing_left(self, timeout=3):
         left = wait_until(lambda: not self.tagged(), timeout)
@@ -401,28 +393,8 @@ class Harness:
                 pass
         if running:
             wait_until(lambda: all(run.exited() for run in running), 3)
-        victims = {}
+        kill_all([run.proc for run in self.runs], self.tagged())
         for run in self.runs:
-            try:
-                root = psutil.Process(run.proc.pid)
-                for p in [root] + root.children(recursive=True):
-                    victims[p.pid] = p
-            except psutil.NoSuchProcess:
-                pass
-        for p in self.tagged():
-            victims[p.pid] = p
-        for p in victims.values():
-            try:
-                p.send_signal(signal.SIGCONT)
-                p.send_signal(signal.SIGKILL)
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(list(victims.values()), timeout=5)
-        for run in self.runs:
-            try:
-                run.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
             for f in (run._out, run._err):
                 if not f.closed:
                     f.close()

@@ -12,7 +12,9 @@ import sys
 import time
 from urllib.parse import parse_qsl
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# tests/helpers/events.py, imported as a top-level module (stdlib only, works under -S)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "helpers"))
 from events import emit  # noqa: E402
 
 LOG = os.environ.get("RESTART_TEST_LOG")

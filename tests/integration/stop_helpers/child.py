@@ -22,7 +22,9 @@ import signal
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# tests/helpers/events.py, imported as a top-level module (stdlib only, works under -S)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "helpers"))
 from events import emit  # noqa: E402
 
 CAUGHT = ("HUP", "INT", "QUIT", "USR1", "USR2", "TERM", "ALRM", "PIPE", "WINCH")

@@ -7,7 +7,6 @@ even processes that escaped with setsid/double-fork, also inside a PID namespace
 """
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,8 @@ from pathlib import Path
 
 import psutil
 
-from .events import read_all
+from helpers.events import read_all
+from helpers.launch import kill_all, tagged_processes
 
 HERE = Path(__file__).resolve().parent
 # The installed CLI; STOP_TEST_GRACEINIT runs the suite against another build (an executable
@@ -184,39 +184,11 @@ class Harness:
     # -- processes ----------------------------------------------------------------------
     def tagged(self):
         """Live (non-zombie) processes carrying this test's tag."""
-        out = []
-        for p in psutil.process_iter():
-            try:
-                if p.pid == os.getpid():
-                    continue
-                if p.environ().get(TAG_VAR) == self.tag and p.status() != psutil.STATUS_ZOMBIE:
-                    out.append(p)
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                continue
-        return out
+        return tagged_processes(TAG_VAR, self.tag)
 
     def cleanup(self):
-        victims = {}
+        kill_all([run.proc for run in self.runs], self.tagged())
         for run in self.runs:
-            try:
-                root = psutil.Process(run.proc.pid)
-                for p in [root] + root.children(recursive=True):
-                    victims[p.pid] = p
-            except psutil.NoSuchProcess:
-                pass
-        for p in self.tagged():
-            victims[p.pid] = p
-        for p in victims.values():
-            try:
-                p.send_signal(signal.SIGKILL)
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(list(victims.values()), timeout=5)
-        for run in self.runs:
-            try:
-                run.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
             for f in (run._out, run._err):
                 if f is not None and not f.closed:
                     f.close()

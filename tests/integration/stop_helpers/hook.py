@@ -11,7 +11,9 @@ import signal
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# tests/helpers/events.py, imported as a top-level module (stdlib only, works under -S)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "helpers"))
 from events import emit, read_all  # noqa: E402
 
 

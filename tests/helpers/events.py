@@ -1,10 +1,13 @@
-"""A shared event log for the restart test programs (the app, the WSGI app, notifiers).
+"""A JSONL event log shared by the test programs (stop-sequence child/hook, restart app/WSGI app/
+gunicorn hooks) and the harnesses that read it.
 
 Every program appends one JSON object per line with a single O_APPEND write, so lines from
 different processes never interleave. Timestamps are CLOCK_MONOTONIC (time.monotonic()),
 system-wide (also inside a PID namespace), so the test can compare them with its own clock.
 
-Stdlib only: the app runs under `python -S`.
+Stdlib only and no imports from the helpers package: the programs run under `python -S` (no
+site-packages, so not `helpers/__init__.py` either) and import this file as the top-level
+module `events`, after putting tests/helpers/ on sys.path; tests import it as `helpers.events`.
 """
 import json
 import os
