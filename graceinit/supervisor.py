@@ -284,7 +284,8 @@ class Supervisor:
             self._status = error.status
             return
         self._procs[self._child.pid] = self._child
-        log.info(f"started {_show(self._config.command)} as pid {self._child.pid}")
+        if log.enabled(log.INFO):  # quoting the command costs an import on the start-up path
+            log.info(f"started {_show(self._config.command)} as pid {self._child.pid}")
 
     def _restart(self) -> Sequence_:
         """A new generation on the same sockets; the old one is stopped only once the new
