@@ -44,7 +44,7 @@ def run(args: List[str]) -> int:
         reaper.set_parent_death_signal(config.pdeathsig, parent_at_start)
     inbox.open()
     system = LinuxSystem(inbox, session, child_output, listeners, notify)
-    supervisor = Supervisor(config, system, environ, session)
+    supervisor = Supervisor(config, system, environ)
     try:
         return supervisor.run()
     except BaseException:  # a bug outside the sequence's own recovery: never leave the child

@@ -33,7 +33,6 @@ from graceinit.config import Argv, Config, death_signal, exit_status, signal_nam
 from graceinit.events import Event, Exited, Gone, Notified, Signal, Stopped
 from graceinit.signals import STOP_SIGNALS
 from graceinit.spawn import Environ, Proc, SpawnError
-from graceinit.terminal import Session
 
 try:
     from typing import Protocol
@@ -64,6 +63,8 @@ class System(Protocol):
     def send(self, pid: int, signum: int) -> None: ...
 
     def suspend_with(self, pgid: int) -> None: ...
+
+    def take_back_terminal(self) -> None: ...
 
     def send_group(self, pgid: int, signum: int) -> None: ...
 
@@ -104,12 +105,10 @@ class Supervisor:
         config: Config,
         system: System,
         environ: Environ,
-        session: Session = Session.NEW,
     ) -> None:
         self._config = config
         self._system = system
         self._environ = environ
-        self._session = session
         self._phase = Phase.PRE_HOOKS
         self._child: Optional[Proc] = None  # the current generation: its status is ours
         self._candidate: Optional[Proc] = None  # a new generation, not yet ready
@@ -263,10 +262,7 @@ class Supervisor:
         self._phase = Phase.CLEANUP
         if config.ready_file:
             output.remove_file(config.ready_file)
-        if self._session is Session.FOREGROUND:
-            from graceinit.terminal import reclaim_foreground
-
-            reclaim_foreground()
+        self._system.take_back_terminal()
         yield from self._stop_leftovers()
 
         self._phase = Phase.POST_HOOKS

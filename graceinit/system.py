@@ -91,6 +91,11 @@ class LinuxSystem:
     def suspend_with(self, pgid: int) -> None:
         terminal.suspend_with(pgid)
 
+    def take_back_terminal(self) -> None:
+        """The child that had the terminal's foreground is gone: graceinit's group again."""
+        if self._session is Session.FOREGROUND:
+            terminal.reclaim_foreground()
+
     def send(self, pid: int, signum: int) -> None:
         try:
             os.kill(pid, signum)

@@ -143,6 +143,12 @@ class FakeSystem:
     def leftovers(self) -> List[int]:
         return list(self.leftover_pids)
 
+    def take_back_terminal(self) -> None:
+        self.log.append((self.clock, "take_back_terminal", None))
+
+    def suspend_with(self, pgid: int) -> None:
+        self.log.append((self.clock, "suspend_with", pgid))
+
     def watch(self, pid: int) -> bool:
         return True
 
