@@ -37,7 +37,6 @@ import asyncio
 import datetime
 import json
 import os
-import platform
 import selectors
 import shutil
 import signal
@@ -572,18 +571,9 @@ def container_restarts(procs: Procs, app: App, init: str, restarts: int, rate: f
 # ============================================================================ report
 
 def machine() -> dict[str, str]:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        nproc = len(os.sched_getaffinity(0))
-    except AttributeError:
-        nproc = os.cpu_count() or 0
+    from .common import machine_info
+
+    info = machine_info()
 
     def version(argv: list[str]) -> str:
         try:
@@ -594,9 +584,9 @@ def machine() -> dict[str, str]:
 
     gv = _gunicorn_version()
     return {
-        "cpu": "%s, %d cores available" % (cpu or platform.processor(), nproc),
-        "kernel": platform.release(),
-        "python": "%s %s" % (platform.python_implementation(), platform.python_version()),
+        "cpu": "%s, %s cores available" % (info["cpu"], info["nproc"]),
+        "kernel": info["kernel"],
+        "python": info["python"],
         "graceinit": version([GRACEINIT, "--version"]),
         "gunicorn": ".".join(map(str, gv)) if gv else "not installed",
         "tini": version([TINI, "--version"]),

@@ -13,7 +13,7 @@ from typing import Any, Iterable, List, Optional, Sequence, Tuple
 import click
 
 from graceinit import __version__, log
-from graceinit.signals import STOP_SIGNALS, handled_signals
+from graceinit.signals import HANDLED_SIGNALS, STOP_SIGNALS
 from graceinit.config import (
     USAGE_ERROR,
     Config,
@@ -156,7 +156,7 @@ def _config(
     restart_signal: Optional[int],
     **rest: Any,
 ) -> Config:
-    if restart_signal is not None and restart_signal not in handled_signals():
+    if restart_signal is not None and restart_signal not in HANDLED_SIGNALS:
         raise click.BadParameter(
             f"{signal_name(restart_signal)} cannot be the restart signal (it cannot be caught)",
             param_hint="'--restart-signal'",

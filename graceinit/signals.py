@@ -21,10 +21,9 @@ SYNCHRONOUS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SI
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 
 
-def handled_signals() -> List[int]:
-    return sorted(
-        int(s) for s in signal.valid_signals() if s not in _UNCATCHABLE and s not in SYNCHRONOUS
-    )
+HANDLED_SIGNALS = tuple(
+    sorted(int(s) for s in signal.valid_signals() if s not in _UNCATCHABLE and s not in SYNCHRONOUS)
+)
 
 
 def _ignore_python_level(signum: int, frame: object) -> None:
@@ -37,7 +36,7 @@ class SignalInbox:
     def __init__(self, early: Iterable[int] = ()) -> None:
         self._read_fd, self._write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._early = list(early)
-        for signum in handled_signals():
+        for signum in HANDLED_SIGNALS:
             signal.signal(signum, _ignore_python_level)
         signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
 
@@ -47,7 +46,7 @@ class SignalInbox:
 
     def open(self) -> None:
         """Unblock: whatever arrived while blocked since boot is delivered now, in order."""
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, handled_signals())
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
 
     def drain(self) -> List[int]:
         received, self._early = self._early, []
@@ -133,6 +132,6 @@ def restore(mask: Iterable[int]) -> None:
 def reset_for_exec() -> None:
     """In a forked child: default dispositions, no wakeup fd, empty mask — then exec."""
     signal.set_wakeup_fd(-1)
-    for signum in handled_signals():
+    for signum in HANDLED_SIGNALS:
         signal.signal(signum, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, ())

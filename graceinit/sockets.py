@@ -17,7 +17,6 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from graceinit.config import ConfigError, Listen
 
-LISTEN_FDS_START = 3
 BACKLOG = 4096  # the kernel caps it at net.core.somaxconn
 
 

@@ -17,6 +17,7 @@ from graceinit import signals, terminal
 
 Environ = Dict[bytes, bytes]
 
+LISTEN_FDS_START = 3  # sd_listen_fds(3): passed sockets start at fd 3
 NOT_FOUND = 127
 NOT_EXECUTABLE = 126
 
@@ -155,7 +156,7 @@ def _become(
             if source is not None and source != target:
                 os.dup2(source, target)
         if pass_fds:
-            _place_fds(pass_fds, first=3)
+            _place_fds(pass_fds, first=LISTEN_FDS_START)
             env = {**env, b"LISTEN_PID": str(os.getpid()).encode()}
         signals.reset_for_exec()
         stage = "exec"

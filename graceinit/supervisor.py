@@ -259,9 +259,7 @@ class Supervisor:
             self._status = self._child_exit_status()
 
         # after the child: leftovers, then post hooks
-        self._phase = Phase.CLEANUP
-        if config.ready_file:
-            output.remove_file(config.ready_file)
+        self._phase = Phase.CLEANUP  # the ready file went at the stop signal or the child's exit
         self._system.take_back_terminal()
         yield from self._stop_leftovers()
 
@@ -462,7 +460,7 @@ class Supervisor:
         for pid in self._system.ancestry(sender):
             if pid in generations:
                 return generations[pid]
-        if self._system.ancestry(sender) == [sender] and not self._system.exists(sender):
+        if not self._system.exists(sender):
             for proc in (self._candidate, self._child):
                 if proc is not None and proc.running and proc.pid not in self._ready:
                     return proc
