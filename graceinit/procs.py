@@ -59,6 +59,12 @@ def alive(pid: int) -> bool:
     return bool(fields) and fields[0] not in (b"Z", b"X")
 
 
+def stopped(pid: int) -> bool:
+    """True while pid is stopped by a signal (state T)."""
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] == b"T"
+
+
 def ancestry(pid: int) -> List[int]:
     """pid, its parent, its parent's parent, ... (to tell which child a message came from)."""
     chain = []

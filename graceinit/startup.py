@@ -23,7 +23,7 @@ def run(args: List[str]) -> int:
     if not isinstance(parsed, Config):
         return parsed
     config: Config = parsed
-    log.set_verbosity(config.quiet, config.verbose)
+    log.configure(config.quiet, config.verbose, getattr(config, "log_format", "text"))
 
     environ = spawn.original_environ()
     spawn.close_inherited_on_exec()
@@ -43,7 +43,7 @@ def run(args: List[str]) -> int:
     if config.pdeathsig:
         reaper.set_parent_death_signal(config.pdeathsig, parent_at_start)
     inbox.open()
-    system = LinuxSystem(inbox, session, child_output, listeners, notify)
+    system = LinuxSystem(inbox, session, child_output, listeners, notify, config.ready_file)
     supervisor = Supervisor(config, system, environ)
     try:
         return supervisor.run()

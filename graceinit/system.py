@@ -1,4 +1,6 @@
-"""The real operating system behind the supervisor's `System` seam."""
+"""The operating system, behind one seam: `System` is everything the supervisor and the life
+cycle ask of it; `LinuxSystem` is the real one. Unit tests give them a fake that replays a
+recorded history (tests/helpers/fakes.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,12 @@ import signal
 import time
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
-from graceinit import procs, reaper, spawn, terminal
+try:
+    from typing import Protocol
+except ImportError:  # pragma: no cover - Python < 3.8 is not supported anyway
+    Protocol = object  # type: ignore[assignment,misc]
+
+from graceinit import procs, readyfile, reaper, spawn, terminal
 from graceinit.events import Event, Exited, Gone, Notified, Signal, Stopped
 from graceinit.output import ChildOutput
 from graceinit.signals import SignalInbox
@@ -21,6 +28,42 @@ if TYPE_CHECKING:  # socket's import is paid only by those who use --listen or -
 
 
 _PIPE_NEARLY_FULL = 60000  # bytes; a pipe holds 64 KiB
+# poll(2) takes an int of milliseconds: a longer wait is taken in pieces (a day each).
+_LONGEST_WAIT = 86400.0
+
+
+class System(Protocol):
+    """Everything the supervisor asks of the operating system."""
+
+    def now(self) -> float: ...
+
+    def wait(self, timeout: Optional[float]) -> List[Event]: ...
+
+    def spawn_child(self, argv: Sequence[str], environ: Environ) -> Proc: ...
+
+    def spawn_hook(self, argv: Sequence[str], environ: Environ) -> Proc: ...
+
+    def send(self, pid: int, signum: int) -> None: ...
+
+    def send_group(self, pgid: int, signum: int) -> None: ...
+
+    def resume_if_stopped(self, pid: int, pgid: int) -> bool: ...
+
+    def suspend_with(self, pgid: int) -> None: ...
+
+    def take_back_terminal(self) -> None: ...
+
+    def set_ready(self, ready: bool) -> None: ...
+
+    def leftovers(self) -> List[int]: ...
+
+    def watch(self, pid: int) -> bool: ...
+
+    def alive(self, pid: int) -> bool: ...
+
+    def ancestry(self, pid: int) -> List[int]: ...
+
+    def exists(self, pid: int) -> bool: ...
 
 
 class LinuxSystem:
@@ -31,12 +74,14 @@ class LinuxSystem:
         child_output: ChildOutput,
         listeners: Optional[Listeners] = None,
         notify: Optional[NotifySocket] = None,
+        ready_file: Optional[str] = None,
     ) -> None:
         self._inbox = inbox
         self._session = session
         self._child_output = child_output
         self._listeners = listeners
         self._notify = notify
+        self._ready_file = ready_file
         self._poller = select.poll()
         self._poller.register(inbox.fileno, select.POLLIN)
         if notify is not None:
@@ -50,7 +95,7 @@ class LinuxSystem:
 
     def wait(self, timeout: Optional[float]) -> List[Event]:
         # poll(2) takes milliseconds: round up, or a deadline 0.4 ms away spins.
-        millis = None if timeout is None else math.ceil(timeout * 1000)
+        millis = None if timeout is None else math.ceil(min(timeout, _LONGEST_WAIT) * 1000)
         events: List[Event] = []
         reap = False
         for fd, _ in self._poller.poll(millis):
@@ -107,6 +152,21 @@ class LinuxSystem:
             os.killpg(pgid, signum)
         except ProcessLookupError:
             pass
+
+    def resume_if_stopped(self, pid: int, pgid: int) -> bool:
+        """SIGCONT to pid (its group with pgid) if it is stopped: one read of /proc, only
+        when a stop signal is sent."""
+        if not procs.stopped(pid):
+            return False
+        if pgid:
+            self.send_group(pgid, signal.SIGCONT)
+        else:
+            self.send(pid, signal.SIGCONT)
+        return True
+
+    def set_ready(self, ready: bool) -> None:
+        if self._ready_file is not None:
+            (readyfile.create if ready else readyfile.remove)(self._ready_file)
 
     def leftovers(self) -> List[int]:
         return procs.leftovers()

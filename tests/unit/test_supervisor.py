@@ -8,158 +8,20 @@ real system behaves the same.
 
 from __future__ import annotations
 
-import heapq
 import signal
-from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable
 
 import pytest
 
 from graceinit.config import Config, Hooks
-from graceinit.events import Event, Exited, Gone, Notified, Signal
-from graceinit.spawn import Proc, SpawnError
+from graceinit.events import Exited, Notified, Signal
+from graceinit.spawn import Proc
 from graceinit.supervisor import HOOK_TIMED_OUT, INTERNAL_ERROR, Supervisor
+from helpers.fakes import Behaviour, FakeSystem, exited
 
 TERM, INT, KILL, HUP, QUIT, USR1 = (
     signal.SIGTERM, signal.SIGINT, signal.SIGKILL, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
 )
-
-
-def exited(code: int) -> int:
-    return code << 8
-
-
-def killed(signum: int) -> int:
-    return signum
-
-
-@dataclass
-class Behaviour:
-    """How a fake process reacts: exit after `runs` seconds, or on a signal."""
-
-    runs: Optional[float] = None
-    code: int = 0
-    on_signal: Dict[int, float] = field(default_factory=dict)  # signal -> seconds until death
-
-
-class FakeSystem:
-    def __init__(self, behaviours: Dict[str, Behaviour]) -> None:
-        self.clock = 0.0
-        self.behaviours = behaviours
-        self.queue: List[Tuple[float, int, Event]] = []
-        self.seq = 0
-        self.log: List[Tuple[float, str, object]] = []
-        self.procs: Dict[int, Tuple[str, Proc]] = {}
-        self.next_pid = 100
-        self.leftover_pids: List[int] = []
-        self.dying: set = set()
-        self.environs: Dict[str, Dict[bytes, bytes]] = {}
-        self.parents: Dict[int, int] = {}
-        self.on_start: Dict[str, Callable[["FakeSystem", Proc], None]] = {}  # for notify senders that are grandchildren
-        self.started: List[Proc] = []
-
-    # scripting
-    def at(self, when: float, event: Event) -> None:
-        self.seq += 1
-        heapq.heappush(self.queue, (when, self.seq, event))
-
-    def actions(self, kind: str) -> List[Tuple[float, object]]:
-        return [(t, what) for t, k, what in self.log if k == kind]
-
-    # System
-    def now(self) -> float:
-        return self.clock
-
-    def wait(self, timeout: Optional[float]) -> List[Event]:
-        if not self.queue:
-            assert timeout is not None, "the supervisor would block forever"
-            self.clock += timeout
-            return []
-        when = self.queue[0][0]
-        if timeout is not None and when > self.clock + timeout:
-            self.clock += timeout
-            return []
-        self.clock = max(self.clock, when)
-        events = []
-        while self.queue and self.queue[0][0] <= self.clock:
-            event = heapq.heappop(self.queue)[2]
-            if isinstance(event, Gone):
-                self.dying.discard(event.pid)
-            events.append(event)
-        return events
-
-    def _start(self, argv: Sequence[str], environ: Dict[bytes, bytes]) -> Proc:
-        name = argv[0]
-        self.log.append((self.clock, "spawn", name))
-        behaviour = self.behaviours.get(name, Behaviour())
-        if behaviour.runs == -1:
-            raise SpawnError(127, f"cannot run {name!r}: command not found")
-        pid = self.next_pid
-        self.next_pid += 1
-        proc = Proc(pid=pid, pgid=pid, argv=tuple(argv))
-        self.procs[pid] = (name, proc)
-        self.started.append(proc)
-        if name in self.on_start:
-            self.on_start[name](self, proc)
-        self.environs[name] = environ
-        if behaviour.runs is not None:
-            self.at(self.clock + behaviour.runs, Exited(pid, exited(behaviour.code)))
-        return proc
-
-    def spawn_child(self, argv: Sequence[str], environ: Dict[bytes, bytes]) -> Proc:
-        return self._start(argv, environ)
-
-    def spawn_hook(self, argv: Sequence[str], environ: Dict[bytes, bytes]) -> Proc:
-        return self._start(argv, environ)
-
-    def _deliver(self, pid: int, signum: int) -> None:
-        if pid not in self.procs:
-            return
-        name, _ = self.procs[pid]
-        delay = self.behaviours.get(name, Behaviour()).on_signal.get(signum)
-        if signum == KILL:
-            delay = 0.0
-        if delay is not None:
-            self.procs.pop(pid)
-            self.at(self.clock + delay, Exited(pid, killed(signum)))
-
-    def send(self, pid: int, signum: int) -> None:
-        self.log.append((self.clock, "send", (self._name(pid), signum)))
-        if pid in self.leftover_pids:
-            if signum in (TERM, KILL):
-                self.leftover_pids.remove(pid)
-                self.dying.add(pid)
-                self.at(self.clock + 0.1, Gone(pid))  # alive until the event is delivered
-            return
-        self._deliver(pid, signum)
-
-    def send_group(self, pgid: int, signum: int) -> None:
-        self.log.append((self.clock, "send_group", (self._name(pgid), signum)))
-        self._deliver(pgid, signum)
-
-    def _name(self, pid: int) -> str:
-        return self.procs[pid][0] if pid in self.procs else str(pid)
-
-    def leftovers(self) -> List[int]:
-        return list(self.leftover_pids)
-
-    def take_back_terminal(self) -> None:
-        self.log.append((self.clock, "take_back_terminal", None))
-
-    def suspend_with(self, pgid: int) -> None:
-        self.log.append((self.clock, "suspend_with", pgid))
-
-    def watch(self, pid: int) -> bool:
-        return True
-
-    def alive(self, pid: int) -> bool:
-        return pid in self.leftover_pids or pid in self.dying
-
-    def ancestry(self, pid: int) -> List[int]:
-        return [pid, self.parents[pid]] if pid in self.parents else [pid]
-
-    def exists(self, pid: int) -> bool:
-        return pid in self.parents or any(pid == proc.pid for proc in self.started)
 
 
 def run(config: Config, system: FakeSystem) -> int:
@@ -285,11 +147,14 @@ def test_hung_pre_hook_is_killed_at_its_timeout() -> None:
     assert system.actions("send_group") == [(3.0, ("pre", KILL))]
 
 
-def test_signals_before_the_child_exists_are_forwarded_once_it_does() -> None:
+def test_signals_during_a_pre_hook_go_to_the_hook_not_to_the_child_later() -> None:
+    # Issue 10 item 3 (this test replaced "forwarded once the child exists"): a signal that
+    # arrives during a pre hook is the hook's; replaying it into a program that has not yet
+    # installed its handlers would kill it (USR1's default action).
     system = FakeSystem({"pre": Behaviour(runs=1.0), "app": Behaviour(runs=5.0)})
     system.at(0.5, Signal(USR1))
     run(cfg(pre_hooks=Hooks(commands=(("pre",),))), system)
-    assert system.actions("send_group") == [(1.0, ("app", USR1))]
+    assert system.actions("send_group") == [(0.5, ("pre", USR1))]
 
 
 def test_budget_shortens_the_grace_period_to_leave_room_for_post_hooks() -> None:

@@ -1,0 +1,94 @@
+"""Structured events: the one reporter the supervisor is given, and the termination report.
+
+Every step of the life cycle is reported as an event with a stable name and fields (README:
+"Events"). Log pipelines key on those names, so they are an interface. The real reporter
+writes through log.py (text or JSON); unit tests give the supervisor one that records.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from graceinit import log
+from graceinit.log import DEBUG, ERROR, INFO, WARNING
+
+try:
+    from typing import Protocol
+except ImportError:  # pragma: no cover - Python < 3.8 is not supported anyway
+    Protocol = object  # type: ignore[assignment,misc]
+
+LEVELS = {"error": ERROR, "warning": WARNING, "info": INFO, "debug": DEBUG}
+
+
+class Reporter(Protocol):
+    def emit(self, level: int, event: str, msg: str, **fields: Any) -> None: ...
+
+    def enabled(self, level: int) -> bool: ...
+
+
+class LogReporter:
+    """Events to graceinit's stderr, as text or JSON (--log-format)."""
+
+    def emit(self, level: int, event: str, msg: str, **fields: Any) -> None:
+        log.emit(level, event, msg, **fields)
+
+    def enabled(self, level: int) -> bool:
+        return log.enabled(level)
+
+
+class StopRecord:
+    """What the termination report tells: when each phase of the stop started and ended."""
+
+    def __init__(self, signal: str, at: float, budget_s: Optional[float]) -> None:
+        self.signal = signal
+        self.at = at
+        self.budget_s = budget_s
+        self.phases: Dict[str, float] = {}  # phase -> seconds spent
+        self.stop_delay_ended: Optional[str] = None
+        self.forwarded = False
+        self.ended_by = "exit"
+        self.leftovers_terminated = 0
+        self.leftovers_killed = 0
+        self.failed_hooks: List[str] = []
+
+    def spent(self, phase: str, seconds: float) -> None:
+        self.phases[phase] = self.phases.get(phase, 0.0) + max(0.0, seconds)
+
+    def fields(self, status: int, now: float, dropped: int) -> Dict[str, Any]:
+        fields: Dict[str, Any] = {
+            "signal": self.signal,
+            "status": status,
+            "ended_by": self.ended_by,
+            "total_s": round(now - self.at, 3),
+        }
+        for phase in ("stop_hooks", "stop_delay", "grace", "leftovers", "post_hooks"):
+            fields[f"{phase}_s"] = round(self.phases.get(phase, 0.0), 3)
+        fields["stop_delay_ended"] = self.stop_delay_ended
+        fields["leftovers_terminated"] = self.leftovers_terminated
+        fields["leftovers_killed"] = self.leftovers_killed
+        fields["failed_hooks"] = list(self.failed_hooks)
+        if self.budget_s is not None:
+            fields["budget_s"] = self.budget_s
+        if dropped:
+            fields["log_lines_dropped"] = dropped
+        return fields
+
+
+def termination_message(fields: Dict[str, Any]) -> str:
+    """The report as one text line."""
+    delay = f"stop delay {fields['stop_delay_s']:g}s"
+    if fields.get("stop_delay_ended"):
+        delay += f" ({fields['stop_delay_ended']})"
+    parts = [
+        f"termination report: {fields['signal']} -> exit {fields['status']} in {fields['total_s']:g}s,"
+        f" ended by {fields['ended_by']};",
+        f"stop hooks {fields['stop_hooks_s']:g}s, {delay}, grace {fields['grace_s']:g}s,"
+        f" leftovers {fields['leftovers_s']:g}s, post hooks {fields['post_hooks_s']:g}s;",
+        f"leftovers terminated {fields['leftovers_terminated']}, killed {fields['leftovers_killed']};",
+        f"failed hooks: {', '.join(fields['failed_hooks']) or 'none'}",
+    ]
+    if "budget_s" in fields:
+        parts[-1] += f"; budget {fields['budget_s']:g}s"
+    if "log_lines_dropped" in fields:
+        parts[-1] += f"; {fields['log_lines_dropped']} log lines dropped"
+    return " ".join(parts)
