@@ -25,7 +25,7 @@ from graceinit.budget import Budget, budget_for
 from graceinit.config import Argv, Config, death_signal, exit_status, signal_name
 from graceinit.facts import Facts
 from graceinit.generations import Generations, Restart, restart
-from graceinit.log import DEBUG, ERROR, INFO, WARNING
+from graceinit.log import DEBUG, ERROR, INFO, NOTICE, WARNING
 from graceinit.report import Reporter, StopRecord, termination_message
 from graceinit.spawn import Environ, Proc, SpawnError
 from graceinit.terminate import EXITED, NEVER, Escalation, Pids, Procs, terminate
@@ -238,7 +238,7 @@ class Lifecycle:
             reason = "budget"
         elif seconds > 0:
             cut = f" (cut from {wanted:g}s by --termination-budget)" if seconds < wanted else ""
-            self._say(INFO, "stop_delay", f"stop delay: the child keeps serving for {seconds:g}s{cut}",
+            self._say(INFO, "stop_delay", f"stop delay: the child keeps serving for {round(seconds, 2):g}s{cut}",
                       seconds=round(seconds, 3))
             done = yield Wait(lambda: facts.stop_count >= 2 or not self._stop_targets(), deadline)
             if done:
@@ -272,7 +272,9 @@ class Lifecycle:
                           reason="grace period over")
             record.ended_by = "sigkill"
 
-        escalation = _StopSignalsAgain(facts, self._stop_signal_to_send)
+        # The first stop signal started the sequence; a second one may have cut the delay.
+        used = 2 if record.stop_delay_ended == "hurried" else 1
+        escalation = _StopSignalsAgain(facts, self._stop_signal_to_send, used)
         targets = self._procs(self._stop_targets)
         outcome = yield from terminate(self.system.now, targets, signum, deadline, escalation, killing)
         if outcome != EXITED:
@@ -416,7 +418,7 @@ class Lifecycle:
         from graceinit.log import dropped_total
 
         fields = self.record.fields(code, self.system.now(), dropped_total())
-        self._say(INFO, "termination_report", termination_message(fields), **fields)
+        self._say(NOTICE, "termination_report", termination_message(fields), **fields)
 
     def _say(self, level: int, event: str, msg: str, **fields: Any) -> None:
         self.report.emit(level, event, msg, **fields)
@@ -429,17 +431,17 @@ class _StopSignalsAgain:
     """During the grace period: each further stop signal forwards the stop signal again; the
     third in all SIGKILLs."""
 
-    def __init__(self, facts: Facts, rewrite: Callable[[int], int]) -> None:
+    def __init__(self, facts: Facts, rewrite: Callable[[int], int], used: int) -> None:
         self._facts = facts
         self._rewrite = rewrite
-        self._seen = facts.stop_count
+        self._seen = used
 
     def pending(self) -> bool:
         return self._facts.stop_count > self._seen
 
     def take(self) -> Optional[int]:
         self._seen += 1
-        if self._facts.stop_count >= 3:
+        if self._seen >= 3:
             return signal.SIGKILL
         return self._rewrite(self._facts.stops[self._seen - 1].signum) or None
 

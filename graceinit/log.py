@@ -17,8 +17,9 @@ import signal
 import time
 from typing import Any
 
-ERROR, WARNING, INFO, DEBUG = 0, 1, 2, 3
-LEVEL_NAMES = ("error", "warning", "info", "debug")
+# NOTICE: shown by default like a warning, but not one (the termination report).
+ERROR, WARNING, NOTICE, INFO, DEBUG = 0, 1, 2, 3, 4
+LEVEL_NAMES = ("error", "warning", "info", "info", "debug")
 # Signals our own write can make the kernel send to us. They are held while writing, and a
 # SIGPIPE raised by it discarded: it is not a signal anyone sent, and forwarding it would kill
 # the child when nobody reads graceinit's stderr any more (`graceinit ... 2>&1 | head`).
@@ -32,7 +33,7 @@ _CONTROLS.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x1B: "\\x1b"})
 
 
 class _Sink:
-    threshold = WARNING
+    threshold = NOTICE
     json = False
     fd = 2  # until configure(): blocking writes to fd 2 are fine before anything runs
     dropped = 0  # records lost to a full stderr since the last one that got through
@@ -42,14 +43,14 @@ class _Sink:
 
 def configure(quiet: bool, verbose: int, log_format: str = "text") -> None:
     """Set the level and format, and make writes non-blocking (see _nonblocking_stderr)."""
-    _Sink.threshold = ERROR if quiet else min(WARNING + verbose, DEBUG)
+    _Sink.threshold = ERROR if quiet else min(NOTICE + verbose, DEBUG)
     _Sink.json = log_format == "json"
     _Sink.fd = _nonblocking_stderr()
     _Sink.guarded = True
 
 
 def set_verbosity(quiet: bool, verbose: int) -> None:
-    _Sink.threshold = ERROR if quiet else min(WARNING + verbose, DEBUG)
+    _Sink.threshold = ERROR if quiet else min(NOTICE + verbose, DEBUG)
 
 
 def enabled(level: int) -> bool:
