@@ -131,3 +131,25 @@ def test_a_full_stderr_pipe_never_stops_forwarding(gi, tmp_path):
     finally:
         os.close(r)
         os.close(w)
+
+
+NOTIFY_APP = r'''
+import os, socket, sys, time
+addr = os.environ["NOTIFY_SOCKET"]
+if addr.startswith("@"):
+    addr = "\0" + addr[1:]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendto(b"STATUS=\x1b[2J\x1b[31mred\n[graceinit] forged line\nREADY=1", addr)
+time.sleep(float(sys.argv[1]))
+'''
+
+
+@pytest.mark.timeout(20)
+def test_child_text_cannot_forge_or_colour_graceinit_lines(gi):
+    # Issue 10 item 15: STATUS= from the app is logged with control characters escaped.
+    run = gi.start(["-v", "--notify"], [sys.executable, "-S", "-c", NOTIFY_APP, "0.5"])
+    assert run.wait(10) == 0, run.describe()
+    err = run.stderr()
+    assert "\x1b" not in err, err
+    assert not any(line.startswith("[graceinit] forged") for line in err.splitlines()), err
+    assert "status: \\x1b[2J\\x1b[31mred" in err, err
