@@ -186,7 +186,7 @@ def parse(args: List[str]) -> "Config | int":
     try:
         result = command.main(args=args, prog_name="graceinit", standalone_mode=False)
     except click.ClickException as error:
-        log.error(_one_line(error.format_message()))
+        log.error(_one_line(error.format_message()), event="usage_error")
         return USAGE_ERROR
     except click.exceptions.Abort:
         return USAGE_ERROR

@@ -34,7 +34,7 @@ def run(args: List[str]) -> int:
         child_output = output.prepare(config)
         listeners, notify = _sockets(config)
     except ConfigError as error:
-        log.error(str(error))
+        log.error(str(error), event="usage_error")
         return USAGE_ERROR
 
     _adopt_orphans(config)
@@ -48,7 +48,7 @@ def run(args: List[str]) -> int:
     try:
         return supervisor.run()
     except BaseException:  # a bug outside the sequence's own recovery: never leave the child
-        log.exception("internal error; killing the child and exiting")
+        log.exception("internal error; killing the child and exiting with status 70")
         supervisor.kill_child()
         return INTERNAL_ERROR
     finally:
@@ -80,7 +80,7 @@ def _sockets(config: Config) -> Tuple[Optional[Any], Optional[Any]]:
     listeners = None
     if config.listen:
         listeners = bind(config.listen)
-        log.info("listening on " + ", ".join(describe(listeners)))
+        log.info("listening on " + ", ".join(describe(listeners)), event="listening")
     try:
         notify = NotifySocket() if config.notify else None
     except OSError as error:
@@ -92,9 +92,11 @@ def _adopt_orphans(config: Config) -> None:
     if os.getpid() == 1:
         return
     if config.subreaper is False:
-        log.warning("not PID 1 and --no-subreaper: orphaned grandchildren will not be reaped by graceinit")
+        log.warning("not PID 1 and --no-subreaper: orphaned grandchildren will not be reaped by graceinit",
+                    event="not_a_subreaper")
         return
     try:
         reaper.become_subreaper()
     except OSError as error:
-        log.warning(f"cannot become a child subreaper ({error.strerror}): orphans will not be reaped")
+        log.warning(f"cannot become a child subreaper ({error.strerror}): orphans will not be reaped",
+                    event="not_a_subreaper")
