@@ -7,6 +7,8 @@ from typing import List, Tuple
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
+_WAIT = os.WNOHANG
+_WAIT_STOPPED = os.WNOHANG | os.WUNTRACED
 
 
 def reap(stopped: bool = False) -> List[Tuple[int, int]]:
@@ -16,10 +18,11 @@ def reap(stopped: bool = False) -> List[Tuple[int, int]]:
     SIGCHLD coalesces — one signal may stand for many exits — so loop until none is left.
     """
     exited = []
-    options = os.WNOHANG | (os.WUNTRACED if stopped else 0)
+    options = _WAIT_STOPPED if stopped else _WAIT
+    waitpid = os.waitpid
     while True:
         try:
-            pid, status = os.waitpid(-1, options)
+            pid, status = waitpid(-1, options)
         except ChildProcessError:
             return exited
         if pid == 0:

@@ -26,6 +26,9 @@ HANDLED_SIGNALS = tuple(
 )
 
 
+_READ_SIZE = 4096
+
+
 def _ignore_python_level(signum: int, frame: object) -> None:
     """The byte on the wakeup fd is the event; the Python-level call has nothing to do."""
 
@@ -52,12 +55,12 @@ class SignalInbox:
         received, self._early = self._early, []
         while True:
             try:
-                chunk = os.read(self._read_fd, 4096)
+                chunk = os.read(self._read_fd, _READ_SIZE)
             except BlockingIOError:
                 return received
-            if not chunk:
-                return received
             received.extend(chunk)
+            if len(chunk) < _READ_SIZE:
+                return received  # the pipe is empty: spare the read that would say so
 
 
 def detach_blocked(signals: Iterable[int], sender: int) -> List[int]:

@@ -81,24 +81,31 @@ class Supervisor:
         self._warn_about_budget()
         main = _Step(self._lifecycle.run())
         in_fallback = False
+        # Orphans' exits are reaped by the system without an event unless they are logged.
+        ours = None if self._report.enabled(DEBUG) else self._facts.procs
+        deadline: Optional[float] = None
+        events: List[Event] = []
         while True:
             now = self._system.now()
-            try:
-                if main.advance(now):
-                    return int(main.result)
-            except Exception:
-                if in_fallback:
-                    raise  # startup.py SIGKILLs the child's group and exits 70
-                self._report_exception("internal error in the stop sequence; falling back to:"
-                                       " forward, grace period, SIGKILL, post hooks")
-                main, in_fallback = _Step(self._fallback()), True
-                continue
-            self._advance_background(now)
-            deadlines = [step.wait.deadline for step in (main, *self._background)
-                         if step.wait is not None and step.wait.deadline is not None]
-            deadline = min(deadlines) if deadlines else None
-            timeout = None if deadline is None else max(0.0, deadline - self._system.now())
-            for event in self._system.wait(timeout):
+            if events or (deadline is not None and now >= deadline) or not main.started:
+                try:
+                    if main.advance(now):
+                        return int(main.result)
+                except Exception:
+                    if in_fallback:
+                        raise  # startup.py SIGKILLs the child's group and exits 70
+                    self._report_exception("internal error in the stop sequence; falling back to:"
+                                           " forward, grace period, SIGKILL, post hooks")
+                    main, in_fallback = _Step(self._fallback()), True
+                    continue
+                self._advance_background(now)
+                deadlines = [step.wait.deadline for step in (main, *self._background)
+                             if step.wait is not None and step.wait.deadline is not None]
+                deadline = min(deadlines) if deadlines else None
+            # else: only orphans were reaped: nothing the steps wait for can have changed.
+            timeout = None if deadline is None else max(0.0, deadline - now)
+            events = self._system.wait(timeout, ours)
+            for event in events:
                 self._handle(event)
 
     def _advance_background(self, now: float) -> None:

@@ -9,7 +9,7 @@ import os
 import select
 import signal
 import time
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Container, Dict, List, Optional, Sequence
 
 try:
     from typing import Protocol
@@ -30,6 +30,10 @@ if TYPE_CHECKING:  # socket's import is paid only by those who use --listen or -
 _PIPE_NEARLY_FULL = 60000  # bytes; a pipe holds 64 KiB
 # poll(2) takes an int of milliseconds: a longer wait is taken in pieces (a day each).
 _LONGEST_WAIT = 86400.0
+_SIGCHLD = int(signal.SIGCHLD)
+_CHLD_SET = (signal.SIGCHLD,)
+_BLOCK, _UNBLOCK = signal.SIG_BLOCK, signal.SIG_UNBLOCK
+sigmask = signal.pthread_sigmask
 
 
 class System(Protocol):
@@ -37,7 +41,9 @@ class System(Protocol):
 
     def now(self) -> float: ...
 
-    def wait(self, timeout: Optional[float]) -> List[Event]: ...
+    def wait(self, timeout: Optional[float], ours: Optional[Container[int]] = None) -> List[Event]:
+        """Block until something happens or `timeout` seconds pass. With `ours`, the exits
+        of other processes (orphans) are reaped without an event."""
 
     def spawn_child(self, argv: Sequence[str], environ: Environ) -> Proc: ...
 
@@ -83,6 +89,9 @@ class LinuxSystem:
         self._notify = notify
         self._ready_file = ready_file
         self._poller = select.poll()
+        self._signal_fd = inbox.fileno
+        sigmask(_BLOCK, _CHLD_SET)  # see wait()
+        self._report_stops = session is Session.FOREGROUND  # Ctrl-Z: follow the child
         self._poller.register(inbox.fileno, select.POLLIN)
         if notify is not None:
             self._poller.register(notify.fileno(), select.POLLIN)
@@ -93,18 +102,32 @@ class LinuxSystem:
     def now(self) -> float:
         return time.monotonic()
 
-    def wait(self, timeout: Optional[float]) -> List[Event]:
+    def wait(self, timeout: Optional[float], ours: Optional[Container[int]] = None) -> List[Event]:
         # poll(2) takes milliseconds: round up, or a deadline 0.4 ms away spins.
         millis = None if timeout is None else math.ceil(min(timeout, _LONGEST_WAIT) * 1000)
         events: List[Event] = []
         reap = False
-        for fd, _ in self._poller.poll(millis):
-            if fd == self._inbox.fileno:
+        # This runs once per wake-up, and a stream of orphans is a wake-up each: attribute
+        # look-ups are hoisted, and an orphan costs its waitpid and nothing more.
+        signal_fd, sigchld = self._signal_fd, _SIGCHLD
+        # SIGCHLD is let in only while graceinit sleeps. A stream of orphans would otherwise
+        # interrupt the work below once per exit (a handler and a pipe write each); held, the
+        # exits coalesce into one pending SIGCHLD, and the reap loop collects them all.
+        # A SIGCHLD that lands between the unblock and poll() still wakes it: the handler
+        # writes to the pipe poll() watches.
+        sigmask(_UNBLOCK, _CHLD_SET)
+        try:
+            ready = self._poller.poll(millis)
+        finally:
+            sigmask(_BLOCK, _CHLD_SET)
+        for fd, _ in ready:
+            if fd == signal_fd:
                 received = self._inbox.drain()
                 # A flood that filled the pipe may have crowded SIGCHLD's byte out: reap then too.
-                reap = reap or len(received) >= _PIPE_NEARLY_FULL
+                if len(received) >= _PIPE_NEARLY_FULL:
+                    reap = True
                 for signum in received:
-                    if signum == signal.SIGCHLD:
+                    if signum == sigchld:
                         reap = True
                     else:
                         events.append(Signal(signum))
@@ -113,8 +136,9 @@ class LinuxSystem:
             else:
                 events.append(Gone(self._unwatch(fd)))
         if reap:
-            for pid, status in reaper.reap(stopped=self._session is Session.FOREGROUND):
-                events.append(Stopped(pid) if os.WIFSTOPPED(status) else Exited(pid, status))
+            for pid, status in reaper.reap(self._report_stops):
+                if ours is None or pid in ours:
+                    events.append(Stopped(pid) if os.WIFSTOPPED(status) else Exited(pid, status))
         return events
 
     def spawn_child(self, argv: Sequence[str], environ: Environ) -> Proc:

@@ -66,7 +66,7 @@ class FakeSystem:
     def now(self) -> float:
         return self.clock
 
-    def wait(self, timeout: Optional[float]) -> List[Event]:
+    def wait(self, timeout: Optional[float], ours: Any = None) -> List[Event]:
         if not self.queue:
             assert timeout is not None, "the supervisor would block forever"
             self.clock += timeout
