@@ -223,11 +223,13 @@ class Lifecycle:
         return [proc for proc in self.generations.running() if proc not in self.generations.retiring]
 
     def _stop_delay(self) -> Steps[None]:
-        """Keep the child serving; forward early on a second stop signal or the child's exit."""
-        facts, record = self.facts, self.record
+        """Keep the child serving: a fixed time, or with --stop-delay auto until requests stop
+        arriving. Forward early on a second stop signal or the child's exit."""
+        config, facts, record = self.config, self.facts, self.record
         assert facts.stop is not None and record is not None
         started = self.system.now()
-        wanted = self.config.stop_delay
+        auto = getattr(config, "stop_delay_auto", False)
+        wanted = config.stop_delay_max if auto else config.stop_delay
         deadline = self.budget.cap(started + wanted, facts.stop.at)
         assert deadline is not None
         seconds = max(0.0, deadline - started)
@@ -238,15 +240,63 @@ class Lifecycle:
             reason = "budget"
         elif seconds > 0:
             cut = f" (cut from {wanted:g}s by --termination-budget)" if seconds < wanted else ""
-            self._say(INFO, "stop_delay", f"stop delay: the child keeps serving for {round(seconds, 2):g}s{cut}",
-                      seconds=round(seconds, 3))
-            done = yield Wait(lambda: facts.stop_count >= 2 or not self._stop_targets(), deadline)
-            if done:
-                reason = "hurried" if self._stop_targets() else "child exited"
-            elif seconds < wanted:
+            if auto:
+                self._say(INFO, "stop_delay", f"stop delay auto: the child keeps serving until requests stop"
+                          f" arriving, at most {round(seconds, 2):g}s{cut}", seconds=round(seconds, 3), mode="auto")
+                reason = yield from self._drain(deadline)
+            else:
+                self._say(INFO, "stop_delay", f"stop delay: the child keeps serving for {round(seconds, 2):g}s{cut}",
+                          seconds=round(seconds, 3))
+                done = yield Wait(self._delay_cut_short, deadline)
+                reason = self._why_cut_short() if done else "elapsed"
+            if reason in ("elapsed", "max") and seconds < wanted:
                 reason = "budget"
         record.stop_delay_ended = reason
         record.spent("stop_delay", self.system.now() - started)
+        self._say(INFO, "stop_delay_ended", f"stop delay over after {round(self.system.now() - started, 2):g}s"
+                  f" ({reason})", seconds=round(self.system.now() - started, 3), reason=reason)
+
+    def _delay_cut_short(self) -> bool:
+        return self.facts.stop_count >= 2 or not self._stop_targets()
+
+    def _why_cut_short(self) -> str:
+        return "hurried" if self._stop_targets() else "child exited"
+
+    def _drain(self, deadline: float) -> Steps[str]:
+        """--stop-delay auto: sample the app's traffic only inside this window, and forward
+        once it has gone quiet (drain.py decides), at the latest at `deadline`."""
+        from graceinit.drain import Drain
+
+        config, system = self.config, self.system
+        current = self.generations.current
+        watch = None
+        try:
+            watch = system.traffic_watch(current.pid if current else 0, config.drain_ignore)
+        except OSError as error:
+            refused = error.strerror or str(error)
+        else:
+            refused = "no way to read the app's connections"
+        if watch is None:
+            # Never fail open: without evidence, keep serving for the whole maximum.
+            self._say(WARNING, "drain_unavailable", f"stop delay auto: {refused}; waiting the whole"
+                      f" {round(deadline - system.now(), 2):g}s instead", reason=refused)
+            done = yield Wait(self._delay_cut_short, deadline)
+            return self._why_cut_short() if done else "max"
+        self._say(INFO, "drain_watching", f"stop delay auto: watching {watch.describe()}", watching=watch.describe())
+        detector = Drain(start=system.now(), min_s=config.stop_delay_min, max_s=deadline - system.now())
+        while True:
+            try:
+                sample = watch.sample(system.now())
+            except OSError:
+                sample = None  # no evidence this time; the maximum still bounds the wait
+            verdict = detector.observe(sample)
+            if verdict is not None:
+                return verdict
+            done = yield Wait(self._delay_cut_short, min(detector.next_sample_at(), deadline))
+            if done:
+                return self._why_cut_short()
+            if system.now() >= deadline:
+                return "max"
 
     def _forward_and_grace(self) -> Steps[None]:
         """Forward the stop signal, wait the grace period, SIGKILL what is left."""

@@ -188,5 +188,6 @@ def test_every_event_has_a_stable_name() -> None:
     system.at(1.0, Signal(TERM))
     _, report = run(cfg(stop_delay=1.0, post_hooks=hooks("post")), system)
     names: List[str] = [event for _, event, _, _ in report.events]
-    assert names == ["child_started", "stop_signal", "stop_delay", "stop_forwarded", "child_exited",
+    assert names == ["child_started", "stop_signal", "stop_delay", "stop_delay_ended", "stop_forwarded",
+                     "child_exited",
                      "hook_started", "hook_finished", "exiting", "termination_report"]
