@@ -84,6 +84,9 @@ def clean_environ():
     return {k: v for k, v in os.environ.items() if not k.startswith("GRACEINIT_")}
 
 
+_EOF = object()  # LineReader.wait_for's "the stream ended" marker
+
+
 class LineReader:
     """Collect the lines written to a pipe, in a daemon thread.
 
@@ -145,15 +148,22 @@ class LineReader:
             pred = lambda s: match.search(s) is not None  # noqa: E731
         else:
             pred = match
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            try:
-                line = self.next_line(max(left, 0))
-            except WaitTimeout as e:
-                raise WaitTimeout("waiting for %r: %s" % (match, e)) from None
-            if pred(line):
-                return line
+
+        def consumed_a_match():
+            while self._pos < len(self.seen):
+                line = self.seen[self._pos]
+                self._pos += 1
+                if pred(line):
+                    return (line,)
+            return self._eof and (_EOF,)
+
+        with self._cond:
+            (line,) = wait_on(self._cond, consumed_a_match, timeout, lambda: (
+                "a line matching %r on %s; %s" % (match, self.name, self._describe())))
+            if line is _EOF:
+                raise WaitTimeout("EOF on %s while waiting for a line matching %r; %s"
+                                  % (self.name, match, self._describe()))
+            return line
 
     def unread(self):
         with self._cond:
@@ -616,12 +626,14 @@ class ProcessTracker:
                     killed.append(c.pid)
                 _kill(p.pid)
                 killed.append(p.pid)
-        deadline = time.monotonic() + timeout
-        while True:
+        left = []
+
+        def all_gone():
             pids = self.tagged_pids()
             for pid in pids:
                 _kill(pid)
             killed.extend(pids)
+            left[:] = pids
             for p in self.started:
                 if p.poll() is None:
                     try:
@@ -629,11 +641,11 @@ class ProcessTracker:
                     except subprocess.TimeoutExpired:
                         pass
             reap_adopted(self.started)
-            if not pids and all(p.returncode is not None for p in self.started):
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError("could not get rid of test processes %s" % pids)
-            time.sleep(0.02)
+            return not pids and all(p.returncode is not None for p in self.started)
+
+        wait_until(all_gone, timeout, lambda: "the test's processes to be gone; still there: %s"
+                   % (left or [p.pid for p in self.started if p.returncode is None]),
+                   interval=0.02, max_interval=0.02)
         for p in self.started:
             for f in (p.stdin, p.stdout, p.stderr):
                 if f is not None:
