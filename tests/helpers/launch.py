@@ -346,8 +346,9 @@ class Supervised:
                 if execd(k.pid):                   # (which may exec setsid first)
                     return k.pid
             if self.exited():
-                raise WaitTimeout("%s exited (status %s) before the init behind it had "
-                                  "exec'd%s" % (self.prefix[0], self.rc, self.describe()))
+                raise WaitTimeout("%s exited (status %s) before the init behind it was seen "
+                                  "running (it may have exited at once)%s" % (
+                                      self.prefix[0], self.rc, self.describe()))
             return None
 
         return wait_until(find, timeout, lambda: "the init behind %s to exec%s" % (

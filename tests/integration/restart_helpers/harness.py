@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 
 from helpers.eventlog import EventLog
-from helpers.launch import ProcessTracker, clean_environ
+from helpers.launch import ProcessTracker, Supervised, clean_environ
 from helpers.waiting import WaitTimeout, wait_until
 
 HERE = Path(__file__).resolve().parent
@@ -243,7 +243,7 @@ class Harness(EventLog):
         env.update(extra)
         return self.procs.env(env)
 
-    def start(self, options, command, pid1=False, env=None):
+    def start(self, options, command, pid1=False, env=None) -> Supervised:
         """Start graceinit OPTIONS -- COMMAND (under unshare as PID 1 with pid1); its stdout
         and stderr go to files in the test's tmp dir."""
         n = len(self.runs)

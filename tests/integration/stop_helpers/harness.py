@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 
 from helpers.eventlog import EventLog
-from helpers.launch import ProcessTracker, clean_environ
+from helpers.launch import ProcessTracker, Supervised, clean_environ
 
 HERE = Path(__file__).resolve().parent
 # The installed CLI; STOP_TEST_GRACEINIT runs the suite against another build (an executable
@@ -58,7 +58,8 @@ class Harness(EventLog):
         return self.procs.env(env)
 
     # -- running ------------------------------------------------------------------------
-    def start(self, options, command, env=None, pid1=False, stdout=None, stderr=None):
+    def start(self, options, command, env=None, pid1=False, stdout=None,
+              stderr=None) -> Supervised:
         """Start graceinit OPTIONS -- COMMAND (under unshare as PID 1 with pid1); its stdout
         and stderr go to files in the test's tmp dir unless given (e.g. subprocess.PIPE)."""
         n = len(self.runs)
