@@ -10,35 +10,44 @@ The central pieces:
   was re-parented to the test process (which is a child subreaper while the
   fixture is active, see ``become_subreaper``).  Nothing outlives a test.
 
-* ``Supervised`` -- one running init.  ``start(..., pid1=True)`` runs it as
+* ``Supervised`` (also named ``Run``) -- one running init, the only launcher
+  of the integration tests (the stop/restart harnesses start graceinit
+  through it too).  ``start(..., pid1=True)`` runs it as
   real PID 1 of a fresh PID namespace
   (``unshare --pid --fork --mount-proc --kill-child``); ``.pid`` is then the
   init's pid *as seen from the test* (the child of the unshare process),
   found by waiting (bounded) for it to have exec'd.  ``tty=`` runs it as a
   session leader whose controlling terminal is the given pty slave (via
   ``setsid --ctty``), the way ``docker run -it`` starts PID 1.
+  ``signal()``, ``wait(timeout) -> status``, ``stderr_text()``, ``describe()``.
 
 * ``LineReader`` / ``PtyReader`` -- read a pipe or a pty master in a thread
   and let the test *wait for* a line or a pattern with a timeout, instead of
   sleeping and hoping.
 
-Everything waits on events with a bound; a timeout raises ``WaitTimeout``
-(an AssertionError) whose message includes what was seen so far.
+Everything waits on events with a bound (helpers/waiting.py); a timeout raises
+``WaitTimeout`` (an AssertionError) whose message includes what was seen so far.
 """
+from __future__ import annotations
+
 import ctypes
 import os
 import re
+import select
+import shlex
 import signal
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from pathlib import Path
+from typing import Callable, Optional
 
 import psutil
 
 from . import procfs
-from .procfs import WaitTimeout
+from .waiting import WaitTimeout, wait_on, wait_until
 
 TOKEN_VAR = "GITEST_TOKEN"
 HELPERS = os.path.dirname(os.path.abspath(__file__))
@@ -73,6 +82,9 @@ def clean_environ():
     """os.environ without GRACEINIT_* (a developer's shell must not change
     what the tests see) -- a fresh dict, safe to modify."""
     return {k: v for k, v in os.environ.items() if not k.startswith("GRACEINIT_")}
+
+
+_EOF = object()  # LineReader.wait_for's "the stream ended" marker
 
 
 class LineReader:
@@ -111,17 +123,12 @@ class LineReader:
         return "%s lines so far: %r" % (self.name, self.seen[-30:])
 
     def next_line(self, timeout=5.0):
-        deadline = time.monotonic() + timeout
         with self._cond:
-            while self._pos >= len(self.seen):
-                left = deadline - time.monotonic()
-                if self._eof:
-                    raise WaitTimeout("EOF on %s while waiting for a line; %s"
-                                      % (self.name, self._describe()))
-                if left <= 0:
-                    raise WaitTimeout("no line on %s within %.1fs; %s"
-                                      % (self.name, timeout, self._describe()))
-                self._cond.wait(left)
+            wait_on(self._cond, lambda: self._pos < len(self.seen) or self._eof, timeout,
+                    lambda: "a line on %s; %s" % (self.name, self._describe()))
+            if self._pos >= len(self.seen):
+                raise WaitTimeout("EOF on %s while waiting for a line; %s"
+                                  % (self.name, self._describe()))
             line = self.seen[self._pos]
             self._pos += 1
             return line
@@ -141,15 +148,22 @@ class LineReader:
             pred = lambda s: match.search(s) is not None  # noqa: E731
         else:
             pred = match
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            try:
-                line = self.next_line(max(left, 0))
-            except WaitTimeout as e:
-                raise WaitTimeout("waiting for %r: %s" % (match, e)) from None
-            if pred(line):
-                return line
+
+        def consumed_a_match():
+            while self._pos < len(self.seen):
+                line = self.seen[self._pos]
+                self._pos += 1
+                if pred(line):
+                    return (line,)
+            return self._eof and (_EOF,)
+
+        with self._cond:
+            (line,) = wait_on(self._cond, consumed_a_match, timeout, lambda: (
+                "a line matching %r on %s; %s" % (match, self.name, self._describe())))
+            if line is _EOF:
+                raise WaitTimeout("EOF on %s while waiting for a line matching %r; %s"
+                                  % (self.name, match, self._describe()))
+            return line
 
     def unread(self):
         with self._cond:
@@ -157,17 +171,20 @@ class LineReader:
 
     def rest(self, timeout=5.0):
         """Wait for EOF (bounded) and return all unread lines."""
-        deadline = time.monotonic() + timeout
         with self._cond:
-            while not self._eof:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise WaitTimeout("no EOF on %s within %.1fs; %s"
-                                      % (self.name, timeout, self._describe()))
-                self._cond.wait(left)
+            self._wait_eof(timeout)
             out = self.seen[self._pos:]
             self._pos = len(self.seen)
             return out
+
+    def wait_eof(self, timeout=5.0):
+        """Wait (bounded) for EOF without consuming anything."""
+        with self._cond:
+            self._wait_eof(timeout)
+
+    def _wait_eof(self, timeout):
+        wait_on(self._cond, lambda: self._eof, timeout,
+                lambda: "EOF on %s; %s" % (self.name, self._describe()))
 
 
 class ByteCollector:
@@ -240,48 +257,72 @@ class PtyReader:
         if isinstance(pattern, str):
             pattern = pattern.encode()
         rx = re.compile(pattern) if isinstance(pattern, bytes) else pattern
-        deadline = time.monotonic() + timeout
         with self._cond:
-            while True:
-                m = rx.search(self.buf, self._pos)
-                if m:
-                    self._pos = m.end()
-                    return m
-                left = deadline - time.monotonic()
-                if left <= 0 or self._eof:
-                    tail = bytes(self.buf[max(self._pos, len(self.buf) - 600):])
-                    raise WaitTimeout("%r not seen on the pty within %.1fs%s; output after "
-                                      "the previous match: %r" % (
-                                          rx.pattern, timeout,
-                                          " (EOF)" if self._eof else "", tail))
-                self._cond.wait(left)
+            try:
+                found = wait_on(self._cond,
+                                lambda: rx.search(self.buf, self._pos) or self._eof, timeout,
+                                "%r on the pty" % rx.pattern)
+            except WaitTimeout:
+                found = None
+            if not isinstance(found, re.Match):
+                tail = bytes(self.buf[max(self._pos, len(self.buf) - 600):])
+                raise WaitTimeout("%r not seen on the pty within %.1fs%s; output after "
+                                  "the previous match: %r" % (
+                                      rx.pattern, timeout,
+                                      " (EOF)" if self._eof else "", tail))
+            self._pos = found.end()
+            return found
 
     def text(self):
         return bytes(self.buf).decode("utf-8", "replace")
 
 
 class Supervised:
-    """An init started by ProcessTracker.start()."""
+    """One running init (graceinit, tini, ...), started by ProcessTracker.start().
 
-    def __init__(self, popen, argv, prefix, pid1):
+    The one launcher every integration test uses, directly (``procs.start``) or
+    through the stop/restart harnesses (``gi.start``/``h.start``, which add
+    their event logs to ``describe()``).
+
+    * ``pid`` -- the init's pid as the test sees it (under ``unshare`` the
+      wrapper's child, once it has exec'd); ``signal(sig)`` sends it a signal
+      and returns the monotonic time just before sending.
+    * ``wait(timeout)`` -- its exit status (Popen.returncode; negative = killed
+      by that signal; under ``unshare`` the init's status, passed on), raising
+      WaitTimeout with ``describe()`` when it is still running; ``exited()``
+      asks without waiting, ``t_exit`` is when the exit was first seen.
+    * ``stdout`` is a LineReader and ``stderr`` a ByteCollector when they are
+      pipes; ``stdout_text()``/``stderr_text()`` read them, or the files they
+      were sent to (``start(stdout=path)``).
+    """
+
+    def __init__(self, popen: subprocess.Popen, argv: list, prefix: list, pid1: bool,
+                 stdout_path: Optional[Path] = None, stderr_path: Optional[Path] = None,
+                 context: Optional[Callable[[], str]] = None):
         self.popen = popen
         self.argv = argv            # the init's own argv (without wrapper)
         self.prefix = prefix        # wrapper argv (unshare/setsid) or []
         self.pid1 = pid1
-        self.stdout = None          # LineReader when stdout was PIPE and lines=True
-        self.stderr = None          # ByteCollector when stderr was PIPE
-        self._pid = None
+        self.stdout: Optional[LineReader] = None   # when stdout was PIPE and lines=True
+        self.stderr: Optional[ByteCollector] = None  # when stderr was PIPE
+        self.stdout_path = stdout_path
+        self.stderr_path = stderr_path
+        self.context = context      # more for describe(), e.g. a harness's event log
+        self.t_start = time.monotonic()
+        self.t_exit: Optional[float] = None
+        self.rc: Optional[int] = None
+        self._pid: Optional[int] = None
 
     # -- identity -------------------------------------------------------
     @property
-    def pid(self):
+    def pid(self) -> int:
         """The init's pid (in the test's namespace), waiting up to 10 s for
         the wrapper (if any) to have forked and exec'd it."""
         if self._pid is None:
             self._pid = self.resolve_pid()
         return self._pid
 
-    def resolve_pid(self, timeout=10.0):
+    def resolve_pid(self, timeout: float = 10.0) -> int:
         if not self.prefix:
             return self.popen.pid
         wrapper = self.popen.pid
@@ -300,22 +341,27 @@ class Supervised:
             try:
                 kids = psutil.Process(wrapper).children()
             except psutil.NoSuchProcess:
-                return None
+                kids = []
             for k in kids:                         # unshare --fork: its child
                 if execd(k.pid):                   # (which may exec setsid first)
                     return k.pid
+            if self.exited():
+                raise WaitTimeout("%s exited (status %s) before the init behind it was seen "
+                                  "running (it may have exited at once)%s" % (
+                                      self.prefix[0], self.rc, self.describe()))
             return None
 
-        return procfs.wait_until(find, timeout, "the init behind %s to exec" % self.prefix[0])
+        return wait_until(find, timeout, lambda: "the init behind %s to exec%s" % (
+            self.prefix[0], self.describe()), interval=0.002)
 
-    def children(self):
+    def children(self) -> list:
         """psutil.Process list of the init's direct children."""
         try:
             return psutil.Process(self.pid).children()
         except psutil.NoSuchProcess:
             return []
 
-    def child(self, timeout=10.0, contains=None):
+    def child(self, timeout: float = 10.0, contains: Optional[str] = None) -> int:
         """Pid of the init's main child once it has exec'd (its cmdline no
         longer equals the init's); with `contains`, once some argument of
         its cmdline contains that string."""
@@ -333,35 +379,126 @@ class Supervised:
                     return c.pid
             return None
 
-        return procfs.wait_until(find, timeout, lambda: "a child of the init (%s) to exec%s; "
-                                 "stderr: %s" % (self.pid, (" %r" % contains) if contains else "",
-                                                  self.stderr_text()))
+        return wait_until(find, timeout, lambda: "a child of the init (%s) to exec%s; "
+                          "stderr: %s" % (self.pid, (" %r" % contains) if contains else "",
+                                          self.stderr_text()))
 
     # -- interaction ----------------------------------------------------
-    def send(self, sig):
+    def signal(self, sig: int) -> float:
+        """Send `sig` to the init; returns the monotonic time just before sending."""
+        pid = self.pid
+        t = time.monotonic()
+        os.kill(pid, sig)
+        return t
+
+    def send(self, sig: int) -> None:
         os.kill(self.pid, sig)
 
-    def wait(self, timeout=10.0):
+    # -- exit -----------------------------------------------------------
+    def exited(self) -> bool:
+        """Has the init (or its unshare wrapper) exited?  Records rc and t_exit."""
+        if self.rc is None and self.popen.poll() is not None:
+            self.t_exit = time.monotonic()
+            self.rc = self.popen.returncode
+        return self.rc is not None
+
+    def running(self) -> bool:
+        return not self.exited()
+
+    def wait(self, timeout: float = 10.0) -> int:
         """Wait (bounded) for the init -- or its unshare wrapper -- to exit;
         returns Popen.returncode (negative = killed by that signal)."""
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise WaitTimeout("init %s did not exit within %.1fs; state %s; stderr: %s" % (
-                self.argv[:3], timeout, procfs.state(self.pid) if self._pid else "?",
-                self.stderr_text())) from None
+        if not self.exited():
+            _wait_for_exit(self.popen.pid, timeout)
+        if not self.exited():
+            raise WaitTimeout("init still running after %.1fs; state %s%s" % (
+                timeout, procfs.state(self._pid) if self._pid else "?", self.describe()))
+        return self.rc
 
-    def running(self):
-        return self.popen.poll() is None
+    def assert_running(self, what: str = "") -> None:
+        assert not self.exited(), "init exited (%s) %s%s" % (self.rc, what, self.describe())
 
-    def stderr_text(self, timeout=None):
-        if self.stderr is None:
-            return "<not captured>"
-        return self.stderr.text(timeout)
+    # -- output ---------------------------------------------------------
+    def stderr_text(self, timeout: Optional[float] = None) -> str:
+        """The init's stderr so far; with a timeout, after waiting (bounded) for EOF."""
+        if self.stderr is not None:
+            return self.stderr.text(timeout)
+        if self.stderr_path is not None:
+            return _read_text(self.stderr_path)
+        return "<not captured>"
 
-    def stderr_lines(self, timeout=2.0):
+    def stdout_text(self, timeout: Optional[float] = None) -> str:
+        if self.stdout is not None:
+            if timeout is not None:
+                self.stdout.wait_eof(timeout)
+            return "".join(line + "\n" for line in self.stdout.seen)
+        if self.stdout_path is not None:
+            return _read_text(self.stdout_path)
+        return "<not captured>"
+
+    def stderr_lines(self, timeout: float = 2.0) -> list:
         """graceinit's stderr as non-empty lines, after waiting for EOF."""
         return [l for l in self.stderr_text(timeout).splitlines() if l.strip()]
+
+    def gi_lines(self, contains: str = "") -> list:
+        """graceinit's own lines on stderr so far ("[graceinit] ..."), those containing
+        `contains`."""
+        return [line for line in self.stderr_text().splitlines()
+                if line.startswith("[graceinit]") and contains in line]
+
+    def wait_line(self, contains: str, timeout: float = 5) -> str:
+        """Bounded wait for a graceinit line containing `contains`; returns the first."""
+        return wait_until(lambda: self.gi_lines(contains), timeout, lambda: (
+            "a graceinit line containing %r%s" % (contains, self.describe())))[0]
+
+    def describe(self) -> str:
+        """argv, exit status, stderr and the starter's context, for failure messages."""
+        self.exited()
+        text = "\n  argv: %s\n  rc: %s\n  stderr:\n%s" % (
+            shlex.join(self.prefix + [os.fsdecode(a) for a in self.argv]), self.rc,
+            _indent(self.stderr_text()[-6000:]))
+        if self.context is not None:
+            text += "\n" + self.context()
+        return text
+
+
+Run = Supervised  # the stop/restart harnesses' name for it
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+def _wait_for_exit(pid: int, timeout: float) -> None:
+    """Block until process `pid` (our child) has exited or `timeout` passed, without
+    reaping it: on a pidfd when the kernel has them (woken by the exit itself), else by
+    polling."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        try:
+            wait_until(lambda: _has_exited(pid), timeout, interval=0.002, max_interval=0.01)
+        except WaitTimeout:
+            pass
+        return
+    try:
+        select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
+
+
+def _has_exited(pid: int) -> bool:
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
 
 
 class ProcessTracker:
@@ -396,15 +533,21 @@ class ProcessTracker:
         return p
 
     def start(self, argv, *, pid1=False, tty=None, env=None, stdin=subprocess.DEVNULL,
-              stdout=subprocess.PIPE, stderr=subprocess.PIPE, lines=True, **kw):
+              stdout=subprocess.PIPE, stderr=subprocess.PIPE, lines=True,
+              context=None, **kw) -> Supervised:
         """Start an init command line and return a Supervised.
 
-        argv    the init and its arguments, e.g. [graceinit, '--', 'sleep', '9']
-        pid1    run it as PID 1 of a new PID namespace (unshare)
-        tty     a pty slave fd: the init becomes a session leader with it as
-                controlling terminal and as stdin/stdout/stderr (with pid1 too:
-                PID 1 + session leader + ctty, exactly `docker run -it`)
-        lines   wrap a piped stdout in a LineReader (else leave popen.stdout)
+        argv     the init and its arguments, e.g. [graceinit, '--', 'sleep', '9']
+        pid1     run it as PID 1 of a new PID namespace (unshare)
+        tty      a pty slave fd: the init becomes a session leader with it as
+                 controlling terminal and as stdin/stdout/stderr (with pid1 too:
+                 PID 1 + session leader + ctty, exactly `docker run -it`)
+        stdout,  PIPE (default: read by a LineReader / ByteCollector), a
+        stderr   pathlib.Path (the stream goes to that file, read back by
+                 stdout_text()/stderr_text()), or anything Popen takes
+        lines    wrap a piped stdout in a LineReader (else leave popen.stdout)
+        context  a callable whose text describe() appends (e.g. an event log)
+        kw       passed on to Popen (cwd, preexec_fn, ...)
         """
         argv = [_arg(a) for a in argv]
         prefix = []
@@ -415,8 +558,18 @@ class ProcessTracker:
             # is the session leader owning the terminal.
             prefix = prefix + list(TTY_PREFIX)
             stdin = stdout = stderr = tty
-        p = self.popen(prefix + argv, env=env, stdin=stdin, stdout=stdout, stderr=stderr, **kw)
-        sup = Supervised(p, argv, prefix, pid1)
+        paths = {name: stream for name, stream in (("stdout", stdout), ("stderr", stderr))
+                 if isinstance(stream, Path)}
+        files = {name: open(path, "wb") for name, path in paths.items()}
+        try:
+            p = self.popen(prefix + argv, env=env, stdin=stdin,
+                           stdout=files.get("stdout", stdout), stderr=files.get("stderr", stderr),
+                           **kw)
+        finally:
+            for f in files.values():  # the init has its own copies
+                f.close()
+        sup = Supervised(p, argv, prefix, pid1, stdout_path=paths.get("stdout"),
+                         stderr_path=paths.get("stderr"), context=context)
         if p.stdout is not None and lines:
             sup.stdout = LineReader(p.stdout)
         if p.stderr is not None:
@@ -453,6 +606,10 @@ class ProcessTracker:
                 continue
         return out
 
+    def tagged_processes(self):
+        """Live (non-zombie) psutil.Processes carrying this test's token."""
+        return tagged_processes(TOKEN_VAR, self.token)
+
     def cleanup(self, timeout=10.0):
         """SIGKILL everything this test started, wait for it to be gone and
         reap what was re-parented to us.  Returns the pids it had to kill."""
@@ -470,12 +627,14 @@ class ProcessTracker:
                     killed.append(c.pid)
                 _kill(p.pid)
                 killed.append(p.pid)
-        deadline = time.monotonic() + timeout
-        while True:
+        left = []
+
+        def all_gone():
             pids = self.tagged_pids()
             for pid in pids:
                 _kill(pid)
             killed.extend(pids)
+            left[:] = pids
             for p in self.started:
                 if p.poll() is None:
                     try:
@@ -483,11 +642,11 @@ class ProcessTracker:
                     except subprocess.TimeoutExpired:
                         pass
             reap_adopted(self.started)
-            if not pids and all(p.returncode is not None for p in self.started):
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError("could not get rid of test processes %s" % pids)
-            time.sleep(0.02)
+            return not pids and all(p.returncode is not None for p in self.started)
+
+        wait_until(all_gone, timeout, lambda: "the test's processes to be gone; still there: %s"
+                   % (left or [p.pid for p in self.started if p.returncode is None]),
+                   interval=0.02, max_interval=0.02)
         for p in self.started:
             for f in (p.stdin, p.stdout, p.stderr):
                 if f is not None:

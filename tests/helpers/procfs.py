@@ -1,4 +1,4 @@
-"""Small, dependency-free readers for /proc, plus a bounded `wait_until`.
+"""Small, dependency-free readers for /proc (and, re-exported, the bounded `wait_until`).
 
 Everything here reads the kernel's view directly, so tests observe what the
 kernel observes (not what a process says about itself).  All functions take
@@ -7,7 +7,8 @@ psutil and `Popen.pid` return even when the process under test runs as PID 1
 in a nested namespace.
 """
 import os
-import time
+
+from .waiting import WaitTimeout, wait_until  # noqa: F401  (re-exported: procfs.wait_until)
 
 __all__ = [
     "WaitTimeout", "wait_until", "status", "sigset", "sigmask_names",
@@ -15,31 +16,6 @@ __all__ = [
     "children", "zombies_of", "environ_bytes", "blocked_in_open", "wchan",
     "exists",
 ]
-
-
-class WaitTimeout(AssertionError):
-    """Raised by wait_until when the condition did not hold in time."""
-
-
-def wait_until(predicate, timeout, what="condition", interval=0.01):
-    """Poll `predicate()` until it returns a truthy value; return that value.
-
-    Bounded: raises WaitTimeout (an AssertionError, so it reads as a test
-    failure) after `timeout` seconds.  The poll interval grows from `interval`
-    to at most 0.1 s, so short waits stay fast and long ones stay cheap.
-    `what` (str or callable returning str) is used in the failure message.
-    """
-    deadline = time.monotonic() + timeout
-    delay = interval
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            msg = what() if callable(what) else what
-            raise WaitTimeout("timed out after %.1fs waiting for %s" % (timeout, msg))
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.1)
 
 
 def _read(path, mode="r"):

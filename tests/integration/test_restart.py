@@ -19,13 +19,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from restart_helpers.harness import (  # noqa: E402
-    Harness, Load, RequestFailed, SlowRequest, alive, gunicorn_argv, http_get, socket_inodes,
-    wait_until)
+    Harness, Load, RequestFailed, SlowRequest, alive, gunicorn_argv, http_get, socket_inodes)
+from helpers import wait_until  # noqa: E402
 
 
 @pytest.fixture
-def h(tmp_path):
-    harness = Harness(tmp_path)
+def h(tmp_path, procs):
+    harness = Harness(tmp_path, procs)
     try:
         yield harness
     finally:
@@ -58,8 +58,10 @@ def serving(h, run, address=None, pid=None, timeout=10):
     """Bounded wait until a request on address is answered (by pid, if given)."""
     address = address or h.address
     got = wait_until(lambda: (lambda p: p if p and (pid is None or p == pid) else None)(
-        try_get(address)) or (run.exited() and "exited"), timeout)
-    assert got and got != "exited", "nothing serving on %s (pid %s)%s" % (
+        try_get(address)) or (run.exited() and "exited"), timeout, lambda: (
+        "something serving on %s (pid %s)%s" % (address, pid, run.describe())),
+        interval=0.005, max_interval=0.02)
+    assert got != "exited", "nothing serving on %s (pid %s)%s" % (
         address, pid, run.describe())
     return got
 
@@ -106,7 +108,7 @@ def test_socket_activation_protocol_two_listeners_in_order(h):
     assert not h.events("app", "bad-env"), "an app saw LISTEN_PID != its own pid"
 
     # Every generation holds the very sockets graceinit bound (never re-bound, never closed).
-    mine = set(socket_inodes(run.gi_pid).values())
+    mine = set(socket_inodes(run.pid).values())
     inodes = [[s["inode"] for s in gen["sockets"]] for gen in gens]
     assert inodes[0] == inodes[1] and set(inodes[0]) <= mine, (inodes, mine)
 
@@ -320,7 +322,8 @@ def test_not_ready_in_time_with_notify_new_child_stopped_old_keeps_serving(h):
     assert 0.9 <= t_err - t_hup <= 4, "failed %.2fs after the restart signal" % (t_err - t_hup)
     term = h.wait_event("app", "signal", pid=bad["pid"], pred=is_sig("SIGTERM"), run=run)
     assert term["t"] - t_hup >= 0.9
-    assert wait_until(lambda: not alive(bad["pid"]), 5), "not SIGKILLed after the grace period"
+    wait_until(lambda: not alive(bad["pid"]), 5,
+               "the new child to be SIGKILLed after the grace period")
     assert time.monotonic() - term["t"] >= 0.9
     assert try_get(h.address) == old
     assert not h.events("app", "signal", pid=old)
@@ -373,7 +376,8 @@ def test_restart_signals_during_a_restart_coalesce_into_one_more(h):
     run.signal(signal.SIGHUP)
     run.wait_line("one more restart queued")
     run.signal(signal.SIGHUP)
-    assert wait_until(lambda: len(run.gi_lines("one more restart queued")) == 2, 5)
+    wait_until(lambda: len(run.gi_lines("one more restart queued")) == 2, 5,
+               lambda: "a second 'one more restart queued' line" + run.describe())
     assert len(h.events("app", "start")) == 2, "a restart started while one was running"
     assert not h.events("app", "signal", pid=gen1["pid"]), "generation 1 stopped too early"
     # other signals go to both the serving and the starting generation
@@ -466,7 +470,7 @@ def test_ready_file_follows_ready_notifications(h):
     serving(h, run, pid=gen1["pid"])
     assert not ready_file.exists(), "ready file created before READY=1"
     os.kill(gen1["pid"], signal.SIGUSR2)
-    assert wait_until(ready_file.exists, 5), "ready file not created on READY=1"
+    wait_until(ready_file.exists, 5, "the ready file to be created on READY=1")
     # during a restart the old generation is ready: the file stays
     run.signal(signal.SIGHUP)
     gen2 = h.wait_event("app", "start", count=2, run=run)
@@ -476,7 +480,8 @@ def test_ready_file_follows_ready_notifications(h):
     assert ready_file.exists()
     # stop: the file goes at once, while the app still serves through the stop delay
     t = run.signal(signal.SIGTERM)
-    assert wait_until(lambda: not ready_file.exists(), 0.8), "ready file kept after SIGTERM"
+    wait_until(lambda: not ready_file.exists(), 0.8, "the ready file to go after SIGTERM",
+               interval=0.005, max_interval=0.005)
     assert time.monotonic() - t < 0.8
     assert not h.events("app", "term", pid=gen2["pid"]), "the stop delay did not keep it serving"
     assert run.wait(10) == 0, run.describe()
@@ -513,10 +518,10 @@ def test_ready_from_a_descendant_that_exits_at_once_counts(h):
     h.set_mode(ready="usr2-grandchild-exit")
     t_hup = run.signal(signal.SIGHUP)
     gen2 = h.wait_event("app", "start", count=2, run=run)
-    gi = psutil.Process(run.gi_pid)
+    gi = psutil.Process(run.pid)
     gi.suspend()
     try:
-        assert wait_until(lambda: gi.status() == psutil.STATUS_STOPPED, 2)
+        wait_until(lambda: gi.status() == psutil.STATUS_STOPPED, 2, "graceinit to be stopped")
         os.kill(gen2["pid"], signal.SIGUSR2)
         reaped = h.wait_event("app", "notifier-reaped", pid=gen2["pid"])
         assert not psutil.pid_exists(reaped["notifier"])
@@ -525,8 +530,9 @@ def test_ready_from_a_descendant_that_exits_at_once_counts(h):
     sent = h.wait_event("app-notifier", "ready-sent")
     assert sent["sent"] and sent["parent"] == gen2["pid"]
     term = wait_until(lambda: h.events("app", "term", pid=gen1["pid"])
-                      or run.gi_lines("restart failed"), 8)
-    assert term and not run.gi_lines("restart failed"), \
+                      or run.gi_lines("restart failed"), 8,
+                      lambda: "generation 1's SIGTERM or 'restart failed'" + run.describe())
+    assert not run.gi_lines("restart failed"), \
         "READY=1 from generation 2's (already reaped) notifier was dropped%s" % run.describe()
     assert term[0]["t"] - t_hup < 3
     run.signal(signal.SIGTERM)
@@ -567,7 +573,7 @@ def test_bad_listen_exits_2_with_one_line_and_starts_nothing(h, listen, expected
     finally:
         if blocker:
             blocker.close()
-    err = run.stderr().splitlines()
+    err = run.stderr_text().splitlines()
     assert rc == 2, run.describe()
     assert len(err) == 1 and err[0].startswith("[graceinit] error: ") and expected in err[0], err
     assert not marker.exists(), "something was started"
@@ -584,7 +590,7 @@ def test_restart_signal_that_cannot_work_is_a_usage_error(h, sig):
     happen, so they must be refused like the others instead of silently doing nothing."""
     run = h.start(["--restart-signal", sig], ["true"])
     rc = run.wait(10)
-    err = run.stderr().splitlines()
+    err = run.stderr_text().splitlines()
     assert rc == 2 and len(err) == 1 and "restart signal" in err[0], (rc, err)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stop_helpers.fixtures import gi  # noqa: E402,F401  (fixture)
-from stop_helpers.harness import wait_until  # noqa: E402
+from helpers import wait_until  # noqa: E402
 
 
 def is_sig(name):
@@ -26,8 +26,8 @@ def test_termination_budget_warns_at_startup_when_settings_cannot_fit(gi):
     run = gi.start(["--termination-budget", "2", "--stop-delay", "0.5", "--grace-period", "5"],
                    gi.child("--on", "USR2=exit:0"))
     child = gi.wait_event("child", "start", run=run)
-    assert wait_until(lambda: graceinit_lines(run.stderr()), 3), \
-        "no start-up warning about the termination budget" + run.describe()
+    wait_until(lambda: graceinit_lines(run.stderr_text()), 3,
+               lambda: "a start-up warning about the termination budget" + run.describe())
     os.kill(child["pid"], signal.SIGUSR2)  # the child ends on its own (no stop sequence)
     assert run.wait(6) == 0, run.describe()
 
@@ -35,7 +35,7 @@ def test_termination_budget_warns_at_startup_when_settings_cannot_fit(gi):
     ok = gi.start(["--termination-budget", "100", "--stop-delay", "0.5", "--grace-period", "1"],
                   gi.child("--exit-after", "0", name="fits"))
     assert ok.wait(10) == 0, ok.describe()
-    assert graceinit_lines(ok.stderr()) == [], "warned although the settings fit the budget"
+    assert graceinit_lines(ok.stderr_text()) == [], "warned although the settings fit the budget"
 
 
 @pytest.mark.timeout(20)
@@ -98,9 +98,9 @@ def test_bad_configuration_fails_fast_with_one_line_and_exit_2(gi, case):
             + ["--stop-hook", gi.hook("stop-ok")])
     run = gi.start(opts, gi.child("--exit-after", "0"))
     rc = run.wait(10)
-    lines = [line for line in run.stderr().splitlines() if line.strip()]
+    lines = [line for line in run.stderr_text().splitlines() if line.strip()]
     assert rc == 2, run.describe()
-    assert len(lines) == 1, "expected exactly one line on stderr, got:\n%s" % run.stderr()
+    assert len(lines) == 1, "expected exactly one line on stderr, got:\n%s" % run.stderr_text()
     assert lines[0].startswith("[graceinit] "), lines[0]
     assert any(n in lines[0] for n in names), "message does not name %s: %s" % (names, lines[0])
     assert gi.events() == [], "something was spawned before the configuration was checked"

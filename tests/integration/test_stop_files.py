@@ -5,6 +5,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -12,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stop_helpers.fixtures import gi  # noqa: E402,F401  (fixture)
-from stop_helpers.harness import wait_until  # noqa: E402
+from helpers import wait_until  # noqa: E402
 
 
 def _alive(p):
@@ -29,10 +30,11 @@ def test_ready_file_created_after_spawn_and_removed_the_instant_sigterm_arrives(
                     "--pre-hook", gi.hook("pre", "--check-file", ready, "--sleep", "0.3"),
                     "--stop-hook", gi.hook("stop", "--check-file", ready)],
                    gi.child())
-    t_ready = wait_until(ready.exists, 5)
-    assert t_ready, "ready file never appeared" + run.describe()
+    t_ready = wait_until(lambda: ready.exists() and time.monotonic(), 5,
+                         lambda: "the ready file to appear" + run.describe(),
+                         interval=0.005, max_interval=0.005)
     pre_pid = gi.wait_event("pre", "hook")["pid"]
-    kids = [p for p in psutil.Process(run.gi_pid).children()
+    kids = [p for p in psutil.Process(run.pid).children()
             if p.pid != pre_pid and _alive(p)]
     assert kids, "ready file exists but the child has not been spawned"
     pre_end = gi.wait_event("pre", "hook-end")
@@ -42,8 +44,9 @@ def test_ready_file_created_after_spawn_and_removed_the_instant_sigterm_arrives(
     gi.wait_event("child", "start", run=run)
 
     t0 = run.signal(signal.SIGTERM)
-    t_gone = wait_until(lambda: not ready.exists(), 1.0, interval=0.002)
-    assert t_gone is not None, "ready file not removed within 1s of SIGTERM" + run.describe()
+    t_gone = wait_until(lambda: not ready.exists() and time.monotonic(), 1.0,
+                        lambda: "the ready file to be removed after SIGTERM" + run.describe(),
+                        interval=0.002, max_interval=0.002)
     assert t_gone - t0 < 0.5
     stop = gi.wait_event("stop", "hook", run=run)
     assert stop["files"] == {str(ready): False}, "ready file still there when stop hooks ran"
@@ -73,8 +76,8 @@ def test_stdout_stderr_paths_receive_the_child_output_only(gi):
     assert out.read_text() == "previous\nchild-out\n", "--stdout must append"
     assert err.read_text() == "child-err\n"
     assert stat.S_IMODE(err.stat().st_mode) == 0o640, oct(err.stat().st_mode)
-    assert "[graceinit]" in run.stderr(), "expected graceinit's own warning on its stderr"
-    gi_out, gi_err = run.stdout().splitlines(), run.stderr().splitlines()
+    assert "[graceinit]" in run.stderr_text(), "expected graceinit's own warning on its stderr"
+    gi_out, gi_err = run.stdout_text().splitlines(), run.stderr_text().splitlines()
     assert "child-out" not in gi_out and "child-err" not in gi_err, \
         "child output reached graceinit's own streams"
     assert "hook-out" in gi_out and "hook-err" in gi_err, \
@@ -93,10 +96,8 @@ def test_link_path_is_a_symlink_to_graceinits_own_stream(gi, stream):
                    gi.child("--stdout-devnull", "--write", link, "through-the-link",
                             "--exit-after", "0"),
                    **pipe)
-    captured = getattr(run.proc, stream)
     assert run.wait(10) == 0, run.describe()
-    data = captured.read().decode(errors="replace")
-    captured.close()
+    data = run.stdout_text(timeout=5) if stream == "stdout" else run.stderr_text(timeout=5)
     start = gi.wait_event("child", "start")
     (w,) = start["writes"]
     assert w["ok"], "writing through %s failed: %s" % (link, w)

@@ -2,14 +2,15 @@
 signal arriving during a pre hook. Real graceinit CLI, real processes (see stop_helpers/)."""
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stop_helpers.fixtures import gi  # noqa: E402,F401  (fixture)
-from stop_helpers.harness import (  # noqa: E402
-    sleeper_hook, sleeps_alive, unique_sleep, wait_until)
+from stop_helpers.harness import sleeper_hook, sleeps_alive, unique_sleep  # noqa: E402
+from helpers import wait_until  # noqa: E402
 
 
 def is_sig(name):
@@ -116,7 +117,7 @@ def test_hung_stop_hook_and_its_child_are_killed_at_hook_timeout(gi):
                    gi.child())
     gi.wait_event("child", "start", run=run)
     t0 = run.signal(signal.SIGTERM)
-    assert wait_until(lambda: len(sleeps_alive(m)) == 2, 3), "hung hook did not start"
+    wait_until(lambda: len(sleeps_alive(m)) == 2, 3, "the hung hook to start (2 sleeps)")
     stop2 = gi.wait_event("stop2", "hook", timeout=6, run=run)
     assert not sleeps_alive(m), "the hung hook's group was not killed at its timeout"
     assert 0.9 <= stop2["t"] - t0 <= 4.0, "next stop hook at %.2fs, hook timeout 1s" % (
@@ -134,7 +135,7 @@ def test_hung_post_hook_and_its_child_are_killed_at_hook_timeout(gi):
                     "--post-hook", gi.hook("post2", "--sleep", "0.5")],
                    gi.child("--exit-after", "0.1", "--exit-code", "5"))
     exit_ev = gi.wait_event("child", "exit", run=run)
-    assert wait_until(lambda: len(sleeps_alive(m)) == 2, 3), "hung hook did not start"
+    wait_until(lambda: len(sleeps_alive(m)) == 2, 3, "the hung hook to start (2 sleeps)")
     post2 = gi.wait_event("post2", "hook", timeout=6, run=run)
     assert not sleeps_alive(m), "the hung hook's group was not killed at its timeout"
     assert 0.9 <= post2["t"] - exit_ev["t"] <= 4.0
@@ -149,8 +150,9 @@ def test_hung_pre_hook_times_out_with_124_and_child_never_starts(gi):
                     "--pre-hook", sleeper_hook(m),
                     "--post-hook", gi.hook("post", "--sleep", "0.5")],
                    gi.child("--exit-after", "0"))
-    t_hung = wait_until(lambda: len(sleeps_alive(m)) == 2, 3)
-    assert t_hung, "hung pre hook did not start" + run.describe()
+    t_hung = wait_until(lambda: len(sleeps_alive(m)) == 2 and time.monotonic(), 3,
+                        lambda: "the hung pre hook to start (2 sleeps)" + run.describe(),
+                        interval=0.005, max_interval=0.005)
     post = gi.wait_event("post", "hook", timeout=6, run=run)
     assert not sleeps_alive(m), "the hung pre hook's group was not killed at its timeout"
     assert post["exit_code"] == "124"

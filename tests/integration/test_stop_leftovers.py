@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stop_helpers.fixtures import gi, needs_pid1  # noqa: E402,F401  (fixtures)
-from stop_helpers.harness import wait_until  # noqa: E402
+from helpers import wait_until  # noqa: E402
 
 
 @pytest.mark.timeout(30)
@@ -45,5 +45,5 @@ def test_leftover_daemons_are_terminated_killed_and_waited_for_before_post_hooks
     waited = post["t"] - stubborn_term[0]["t"]
     assert 0.9 <= waited <= 4.0, "SIGKILL %.2fs after SIGTERM, --leftover-grace 1" % waited
     if not pid1:
-        assert wait_until(lambda: not gi.tagged(), 2), \
-            "processes survived graceinit: %s" % gi.tagged()
+        wait_until(lambda: not gi.tagged(), 2,
+                   lambda: "no process to survive graceinit: %s" % gi.tagged())

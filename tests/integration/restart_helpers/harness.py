@@ -1,35 +1,33 @@
-"""Harness for the restart tests: the real graceinit CLI, real servers, a bounded HTTP load on
-127.0.0.1, bounded waits, and a teardown that kills everything a test started.
+"""Harness for the restart tests: the real graceinit CLI (started, like every init under test,
+by helpers/launch.py), real servers, a bounded HTTP load on 127.0.0.1, bounded waits
+(helpers/waiting.py, helpers/eventlog.py), and a teardown that kills everything a test started.
 
-Everything a test starts carries RESTART_TEST_TAG=<uuid> in its environment (graceinit passes
-its environment on to every generation and whatever they start), so teardown finds even
+Everything a test starts carries the `procs` fixture's token in its environment (graceinit
+passes its environment on to every generation and whatever they start), so teardown finds even
 processes that escaped, also inside a PID namespace.
 """
 import errno
 import json
 import os
-import shlex
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import psutil
 
-from helpers.events import read_all
-from helpers.launch import kill_all, tagged_processes
+from helpers.eventlog import EventLog
+from helpers.launch import ProcessTracker, Supervised, clean_environ
+from helpers.waiting import WaitTimeout, wait_until
 
 HERE = Path(__file__).resolve().parent
 GRACEINIT = (os.environ.get("RESTART_TEST_GRACEINIT")
              or str(Path(sys.executable).with_name("graceinit")))
 PYTHON = sys.executable
 APP = str(HERE / "app.py")
-TAG_VAR = "RESTART_TEST_TAG"
 LOG_VAR = "RESTART_TEST_LOG"
 
 
@@ -37,18 +35,6 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_until(cond, timeout, interval=0.005):
-    """Bounded wait for cond() to hold; returns its (truthy) value, or None on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(interval)
 
 
 def alive(pid):
@@ -194,9 +180,9 @@ class Load:
     def wait_for_pid(self, pid, timeout, after=0.0):
         """Bounded wait for a successful response from pid (to a request sent after `after`);
         returns that result."""
-        found = wait_until(lambda: self.served_by(pid, after), timeout)
-        assert found, "no response from pid %d within %.1fs; last results: %s" % (
-            pid, timeout, self.snapshot()[-5:])
+        found = wait_until(lambda: self.served_by(pid, after), timeout, lambda: (
+            "a response from pid %d; last results: %s" % (pid, self.snapshot()[-5:])),
+            interval=0.005, max_interval=0.02)
         return found[0]
 
 
@@ -222,96 +208,14 @@ class SlowRequest(threading.Thread):
 
 # --------------------------------------------------------------------------- graceinit runs
 
-class Run:
-    """One graceinit invocation (optionally as PID 1 under unshare)."""
+class Harness(EventLog):
+    wait_timeout = 10.0
 
-    def __init__(self, harness, argv, env, pid1):
-        self.h = harness
-        self.argv = argv
-        self.pid1 = pid1
-        n = len(harness.runs)
-        self.out_path = harness.tmp / ("gi-%d.stdout" % n)
-        self.err_path = harness.tmp / ("gi-%d.stderr" % n)
-        self._out = open(self.out_path, "wb")
-        self._err = open(self.err_path, "wb")
-        full = argv
-        if pid1:
-            full = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"] + argv
-        self.proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=self._out,
-                                     stderr=self._err, env=env, cwd=str(harness.tmp),
-                                     close_fds=True)
-        self.t_exit = None
-        self.rc = None
-        self._gi_pid = None if pid1 else self.proc.pid
-
-    @property
-    def gi_pid(self):
-        """graceinit's pid as the test sees it (under unshare: unshare's child)."""
-        if self._gi_pid is None:
-            def child():
-                try:
-                    kids = psutil.Process(self.proc.pid).children()
-                except psutil.NoSuchProcess:
-                    kids = []
-                return kids[0].pid if kids else None
-            self._gi_pid = wait_until(child, 5)
-            assert self._gi_pid, "graceinit did not start under unshare" + self.describe()
-        return self._gi_pid
-
-    def signal(self, sig):
-        """Send sig to graceinit; returns the monotonic time just before sending."""
-        pid = self.gi_pid
-        t = time.monotonic()
-        os.kill(pid, sig)
-        return t
-
-    def exited(self):
-        if self.rc is None and self.proc.poll() is not None:
-            self.t_exit = time.monotonic()
-            self.rc = self.proc.returncode
-        return self.rc is not None
-
-    def wait(self, timeout):
-        if not wait_until(self.exited, timeout):
-            raise AssertionError("graceinit still running after %.1fs%s" % (
-                timeout, self.describe()))
-        for f in (self._out, self._err):
-            f.close()
-        return self.rc
-
-    def assert_running(self, what=""):
-        assert not self.exited(), "graceinit exited (%s) %s%s" % (self.rc, what, self.describe())
-
-    def stderr(self):
-        return self.err_path.read_text(errors="replace") if self.err_path.exists() else ""
-
-    def gi_lines(self, contains=""):
-        return [line for line in self.stderr().splitlines()
-                if line.startswith("[graceinit]") and contains in line]
-
-    def wait_line(self, contains, timeout=5):
-        found = wait_until(lambda: self.gi_lines(contains), timeout)
-        assert found, "no graceinit line containing %r within %.1fs%s" % (
-            contains, timeout, self.describe())
-        return found[0]
-
-    def describe(self):
-        events = self.h.events()
-        return "\n  argv: %s\n  rc: %s\n  stderr:\n%s\n  events (last 40):\n%s" % (
-            shlex.join(self.argv), self.rc, _indent(self.stderr()[-6000:]),
-            _indent("\n".join(map(str, events[-40:]))))
-
-
-def _indent(text):
-    return "\n".join("    " + line for line in text.splitlines())
-
-
-class Harness:
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, procs: ProcessTracker):
         self.tmp = Path(tmp_path)
-        self.log = str(self.tmp / "events.jsonl")
+        super().__init__(str(self.tmp / "events.jsonl"))
+        self.procs = procs
         self.mode_file = str(self.tmp / "mode.json")
-        self.tag = uuid.uuid4().hex
         self.runs = []
         self.port = free_port()
         self.address = ("127.0.0.1", self.port)
@@ -332,54 +236,33 @@ class Harness:
         os.replace(tmp, self.mode_file)
 
     def env(self, **extra):
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("GRACEINIT_") and k not in ("NOTIFY_SOCKET", "LISTEN_FDS",
-                                                              "LISTEN_PID", "LISTEN_FDNAMES")}
+        env = {k: v for k, v in clean_environ().items()
+               if k not in ("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")}
         env.pop("PYTHONPATH", None)
-        env[TAG_VAR] = self.tag
         env[LOG_VAR] = self.log
         env.update(extra)
-        return env
+        return self.procs.env(env)
 
-    def start(self, options, command, pid1=False, env=None):
+    def start(self, options, command, pid1=False, env=None) -> Supervised:
+        """Start graceinit OPTIONS -- COMMAND (under unshare as PID 1 with pid1); its stdout
+        and stderr go to files in the test's tmp dir."""
+        n = len(self.runs)
         argv = [GRACEINIT] + [str(o) for o in options] + ["--"] + [str(c) for c in command]
-        run = Run(self, argv, env if env is not None else self.env(), pid1)
+        run = self.procs.start(
+            argv, pid1=pid1, env=env if env is not None else self.env(),
+            stdout=self.tmp / ("gi-%d.stdout" % n), stderr=self.tmp / ("gi-%d.stderr" % n),
+            cwd=str(self.tmp), context=lambda: "  events (last 40):\n" + self.describe(40))
         self.runs.append(run)
         return run
 
-    # -- events ---------------------------------------------------------------------------
-    def events(self, who=None, ev=None, pid=None):
-        return [e for e in read_all(self.log)
-                if (who is None or e["who"] == who) and (ev is None or e["ev"] == ev)
-                and (pid is None or e["pid"] == pid)]
-
-    def wait_event(self, who, ev, timeout=10.0, run=None, pid=None, pred=None, count=1):
-        """Bounded wait for the count-th event `ev` from `who` (and pid, pred); fails early
-        if `run` (graceinit) has exited meanwhile."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = [e for e in self.events(who, ev, pid) if pred is None or pred(e)]
-            if len(found) >= count:
-                return found[count - 1]
-            gone = run is not None and run.exited()
-            if gone or time.monotonic() > deadline:
-                found = [e for e in self.events(who, ev, pid) if pred is None or pred(e)]
-                if len(found) >= count:
-                    return found[count - 1]
-                raise AssertionError("no %s/%s event #%d (pid %s) within %.1fs%s%s" % (
-                    who, ev, count, pid, timeout, " (graceinit exited first)" if gone else "",
-                    run.describe() if run is not None else ""))
-            time.sleep(0.005)
-
     # -- processes ------------------------------------------------------------------------
     def tagged(self):
-        """Live (non-zombie) processes carrying this test's tag."""
-        return tagged_processes(TAG_VAR, self.tag)
+        """Live (non-zombie) processes carrying this test's token."""
+        return self.procs.tagged_processes()
 
     def assert_nothing_left(self, timeout=3):
-        left = wait_until(lambda: not self.tagged(), timeout)
-        assert left, "processes left behind: %s" % [
-            (p.pid, " ".join(p.cmdline()[:4])) for p in self.tagged()]
+        wait_until(lambda: not self.tagged(), timeout, lambda: "no process left behind: %s" % [
+            (p.pid, " ".join(p.cmdline()[:4])) for p in self.tagged()])
 
     def cleanup(self):
         # graceinit still running (a failed test): ask it first, so it removes its notify
@@ -387,17 +270,16 @@ class Harness:
         running = [run for run in self.runs if not run.exited()]
         for run in running:
             try:
-                os.kill(run.gi_pid, signal.SIGCONT)  # in case a test left it stopped
-                os.kill(run.gi_pid, signal.SIGTERM)
+                os.kill(run.pid, signal.SIGCONT)  # in case a test left it stopped
+                os.kill(run.pid, signal.SIGTERM)
             except (OSError, AssertionError):
                 pass
         if running:
-            wait_until(lambda: all(run.exited() for run in running), 3)
-        kill_all([run.proc for run in self.runs], self.tagged())
-        for run in self.runs:
-            for f in (run._out, run._err):
-                if not f.closed:
-                    f.close()
+            try:
+                wait_until(lambda: all(run.exited() for run in running), 3)
+            except WaitTimeout:
+                pass
+        self.procs.cleanup()
         # notify sockets of runs that had to be killed
         for event in self.events(ev="start"):
             path = (event.get("env") or {}).get("NOTIFY_SOCKET")

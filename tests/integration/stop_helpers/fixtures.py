@@ -8,13 +8,10 @@ from .harness import Harness
 
 
 @pytest.fixture
-def gi(tmp_path):
-    """A Harness bound to this test's tmp dir; kills everything the test started afterwards."""
-    h = Harness(tmp_path)
-    try:
-        yield h
-    finally:
-        h.cleanup()
+def gi(tmp_path, procs):
+    """A Harness bound to this test's tmp dir; it starts graceinit through `procs`, whose
+    teardown kills everything the test started."""
+    return Harness(tmp_path, procs)
 
 
 needs_pid1 = pytest.mark.skipif(
