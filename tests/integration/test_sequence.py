@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stop_helpers.fixtures import gi, needs_pid1  # noqa: E402,F401  (fixtures)
-from stop_helpers.harness import wait_until  # noqa: E402
+from helpers import wait_until  # noqa: E402
 
 
 def proc_state(pid):
@@ -29,7 +29,7 @@ def test_two_stop_signals_back_to_back_forward_at_once(gi, pid1):
     run = gi.start(["--stop-delay", "10"], gi.child(), pid1=pid1)
     gi.wait_event("child", "start", run=run)
     t0 = run.signal(signal.SIGTERM)
-    os.kill(run.gi_pid, signal.SIGINT)
+    os.kill(run.pid, signal.SIGINT)
     first = gi.wait_event("child", "signal", timeout=5, run=run)
     assert first["t"] - t0 < 3.0, "forwarded %.2fs after two stop signals" % (first["t"] - t0)
     assert run.wait(5) == 128 + signal.SIGTERM, run.describe()
@@ -41,7 +41,7 @@ def test_a_stopped_child_is_continued_so_the_stop_signal_can_end_it(gi):
     run = gi.start([], gi.child())
     child = gi.wait_event("child", "start", run=run)
     os.kill(child["pid"], signal.SIGSTOP)
-    assert wait_until(lambda: proc_state(child["pid"]) == "T", 5), "child never stopped"
+    wait_until(lambda: proc_state(child["pid"]) == "T", 5, "the child to be stopped")
     run.signal(signal.SIGTERM)
     assert run.wait(5) == 128 + signal.SIGTERM, run.describe()
 
@@ -82,7 +82,7 @@ def test_the_delay_the_budget_leaves_is_what_the_log_says(gi):
     gi.wait_event("child", "start", run=run)
     run.signal(signal.SIGTERM)
     assert run.wait(10) in (128 + signal.SIGTERM, 128 + signal.SIGKILL), run.describe()
-    err = run.stderr()
+    err = run.stderr_text()
     assert "keeps serving for 10s" not in err, err
     assert "keeps serving for 3s (cut from 10s by --termination-budget)" in err, err
 
@@ -93,8 +93,8 @@ def test_termination_report_is_one_line_at_default_verbosity_and_silenced_by_q(g
     gi.wait_event("child", "start", run=run)
     run.signal(signal.SIGTERM)
     assert run.wait(5) == 143, run.describe()
-    reports = [line for line in run.stderr().splitlines() if "termination report" in line]
-    assert len(reports) == 1, run.stderr()
+    reports = [line for line in run.stderr_text().splitlines() if "termination report" in line]
+    assert len(reports) == 1, run.stderr_text()
     assert reports[0].startswith("[graceinit] termination report: SIGTERM -> exit 143 in ")
     assert "ended by signal" in reports[0] and "stop delay 0.3" in reports[0]
 
@@ -102,7 +102,7 @@ def test_termination_report_is_one_line_at_default_verbosity_and_silenced_by_q(g
     gi.wait_event("quiet", "start", run=quiet)
     quiet.signal(signal.SIGTERM)
     assert quiet.wait(5) == 143
-    assert quiet.stderr() == "", quiet.stderr()
+    assert quiet.stderr_text() == "", quiet.stderr_text()
 
 
 @pytest.mark.timeout(30)
@@ -123,7 +123,7 @@ def test_a_full_stderr_pipe_never_stops_forwarding(gi, tmp_path):
         finally:
             os.close(filler)
         for _ in range(200):  # debug lines graceinit would write for each forwarded signal
-            os.kill(run.gi_pid, signal.SIGUSR1)
+            os.kill(run.pid, signal.SIGUSR1)
         run.signal(signal.SIGTERM)
         assert run.wait(10) == 143
         assert "SIGTERM" in [e["sig"] for e in gi.signals("child")]
@@ -149,7 +149,7 @@ def test_child_text_cannot_forge_or_colour_graceinit_lines(gi):
     # Issue 10 item 15: STATUS= from the app is logged with control characters escaped.
     run = gi.start(["-v", "--notify"], [sys.executable, "-S", "-c", NOTIFY_APP, "0.5"])
     assert run.wait(10) == 0, run.describe()
-    err = run.stderr()
+    err = run.stderr_text()
     assert "\x1b" not in err, err
     assert not any(line.startswith("[graceinit] forged") for line in err.splitlines()), err
     assert "status: \\x1b[2J\\x1b[31mred" in err, err
