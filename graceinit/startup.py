@@ -8,7 +8,7 @@ import os
 from typing import Any, List, Optional, Tuple
 
 from graceinit import hooks, log, output, reaper, signals, spawn, terminal
-from graceinit.cli import parse
+from graceinit.cli import parse, unknown_variables
 from graceinit.config import USAGE_ERROR, Config, ConfigError
 from graceinit.signals import SignalInbox
 from graceinit.supervisor import INTERNAL_ERROR, Supervisor
@@ -24,6 +24,8 @@ def run(args: List[str]) -> int:
         return parsed
     config: Config = parsed
     log.set_verbosity(config.quiet, config.verbose)
+    for warning in unknown_variables(os.environ):
+        log.warning(warning)
 
     environ = spawn.original_environ()
     spawn.close_inherited_on_exec()
