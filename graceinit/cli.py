@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 
-from graceinit import log
 from graceinit.config import (
     AUTO,
     MAX_VERBOSITY,
@@ -72,6 +71,8 @@ def parse(args: List[str]) -> Union[Config, int]:
 
         return run_for_people(args)
     except ConfigError as error:
+        from graceinit import log  # startup.py has imported it already
+
         log.error(one_line(str(error)))
         return USAGE_ERROR
 
