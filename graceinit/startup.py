@@ -5,7 +5,10 @@ graceinit's exit status. Called by boot.py once every signal is blocked."""
 from __future__ import annotations
 
 import os
-from typing import Any, List, Optional, Tuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `typing` is not imported at run time: it costs every container start
+    from typing import Any, List, Optional, Tuple
 
 from graceinit import hooks, log, output, reaper, signals, spawn, terminal
 from graceinit.cli import parse, unknown_variables
