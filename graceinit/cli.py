@@ -97,7 +97,7 @@ def read(args: Sequence[str], environ: Mapping[str, str]) -> Config:
         text = environ.get(option.envvar)
         if text:  # an empty variable is unset, as in click
             values[option.dest] = _from_environment(option, text)
-            named[option.dest] = f"{option.envvar}={text!r}"
+            named[option.dest] = f"{option.envvar}={_shown(text)}"
         else:
             values[option.dest] = option.default
             named[option.dest] = f"{option.long} (default {option.shown_default})"
@@ -185,11 +185,15 @@ def _store(given: Dict[str, Any], option: Option, value: Any) -> None:
         given[option.dest] = value
 
 
+def _shown(text: str) -> str:
+    """The value as typed, quoted and escaped (one line whatever it holds), and shortened:
+    a message about a 100 kB variable should still fit on a screen."""
+    return repr(text) if len(text) <= 80 else repr(text[:60]) + f"... ({len(text)} characters)"
+
+
 def _argv_name(option: Option, raw: Any) -> str:
     if isinstance(raw, str):
-        return f"{option.long} {raw!r}"
-    if isinstance(raw, list):
-        return f"{option.long} {', '.join(repr(text) for text in raw)}"
+        return f"{option.long} {_shown(raw)}"
     return option.long
 
 
@@ -199,12 +203,12 @@ def _from_argv(option: Option, raw: Any) -> Any:
     if option.kind in (FLAG, SWITCH):
         return raw
     if option.kind == MULTIPLE:
-        return tuple(_convert(option, text, f"{option.long} {text!r}") for text in raw)
-    return _convert(option, raw, f"{option.long} {raw!r}")
+        return tuple(_convert(option, text, f"{option.long} {_shown(text)}") for text in raw)
+    return _convert(option, raw, f"{option.long} {_shown(raw)}")
 
 
 def _from_environment(option: Option, text: str) -> Any:
-    where = f"{option.envvar}={text!r}"
+    where = f"{option.envvar}={_shown(text)}"
     if option.kind == COUNT:
         return _checked(parse_verbosity, text, where)
     if option.kind in (FLAG, SWITCH):

@@ -451,7 +451,7 @@ def parse_listen(text: str) -> Listen:
     if not sep or "://" in name or name.startswith("unix:"):
         name, address = "unknown", text
     if not 1 <= len(name) <= 255 or not set(name) <= _NAME_CHARACTERS:
-        raise ConfigError(f"socket name {name!r} must be letters, digits, '_', '.', '-'")
+        raise ConfigError(f"socket name {name[:40]!r} must be 1-255 letters, digits, '_', '.', '-'")
     if address.startswith("unix:"):
         path = address[len("unix:"):]
         if path.startswith("//"):

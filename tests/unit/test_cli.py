@@ -359,3 +359,10 @@ def test_a_misspelled_variable_is_warned_about_once_at_start(tmp_path) -> None:
                            " (did you mean GRACEINIT_STOP_DELAY?)\n")
     done = _run(["true"], env={"GRACEINIT_PHASE": "post", "GRACEINIT_EXIT_CODE": "0"})
     assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_a_huge_value_is_shortened_in_the_message() -> None:
+    message = error_of(["app"], GRACEINIT_STOP_DELAY="x" * 100_000)
+    assert message.startswith("GRACEINIT_STOP_DELAY='xxxx") and "(100000 characters)" in message
+    assert len(message) < 300
+    assert len(error_of(["--listen", "y" * 5000 + "=tcp://:1", "app"])) < 300
