@@ -461,7 +461,7 @@ def parse_listen(text: str) -> Listen:
         return Listen(name=name, kind="unix", path=path)
     tcp = _tcp_address(address)
     if tcp is None:
-        raise ConfigError("not tcp://HOST:PORT, tcp://[IPV6]:PORT or unix:/PATH")
+        raise ConfigError("is not tcp://HOST:PORT, tcp://[IPV6]:PORT or unix:/PATH")
     host, port = tcp
     return Listen(name=name, kind="tcp", host=host or "0.0.0.0", port=port)
 
