@@ -36,7 +36,6 @@ from graceinit.options import (
     SET_FOR_HOOKS,
     SWITCH,
     TABLE,
-    VALUE,
     VERSION_FLAGS,
     Option,
 )
@@ -109,14 +108,12 @@ def _read_argv(args: Sequence[str]) -> Tuple[Dict[str, Any], List[str]]:
     checked here; values are converted afterwards, so `--help` wins over a bad value as it
     does in click."""
     given: Dict[str, Any] = {}
-    command: List[str] = []
+    rest = list(args)
+    rest.reverse()  # popped from the end: the next word is rest[-1]
     for_people = False
-    index = 0
-    while index < len(args):
-        arg = args[index]
-        index += 1
+    while rest:
+        arg = rest.pop()
         if arg == "--":
-            command = list(args[index:])
             break
         if arg.startswith("--"):
             name, equals, attached = arg.partition("=")
@@ -124,45 +121,39 @@ def _read_argv(args: Sequence[str]) -> Tuple[Dict[str, Any], List[str]]:
                 for_people = True
                 continue
             option, on = _lookup(name)
-            if option.kind in (MULTIPLE, VALUE):
-                if equals:
-                    value = attached
-                elif index < len(args):
-                    value, index = args[index], index + 1
-                else:
-                    raise ConfigError(f"option {name} needs a value ({option.metavar})")
-                _store(given, option, value)
+            if option.takes_value:
+                _store(given, option, attached if equals else _next_word(name, option, rest))
             elif equals:
                 raise ConfigError(f"option {name} takes no value")
             else:
                 _store(given, option, on)
         elif arg.startswith("-") and arg != "-":
-            position = 1
-            while position < len(arg):
+            for position in range(1, len(arg)):  # grouped short flags: -gcv, -rTERM:QUIT
                 name = "-" + arg[position]
-                position += 1
                 if name in _FOR_PEOPLE:
                     for_people = True
                     continue
                 option, on = _lookup(name)
-                if option.kind in (MULTIPLE, VALUE):
-                    if position < len(arg):
-                        value = arg[position:]
-                    elif index < len(args):
-                        value, index = args[index], index + 1
-                    else:
-                        raise ConfigError(f"option {name} needs a value ({option.metavar})")
-                    _store(given, option, value)
+                if option.takes_value:
+                    attached = arg[position + 1:]
+                    _store(given, option, attached or _next_word(name, option, rest))
                     break
                 _store(given, option, on)
         else:
-            command = list(args[index - 1:])
+            rest.append(arg)  # the first word that is not an option is COMMAND
             break
     if for_people:
         raise _ForPeople()
-    if not command:
+    if not rest:
         raise ConfigError("missing COMMAND: graceinit [OPTIONS] -- COMMAND [ARG]...")
-    return given, command
+    rest.reverse()
+    return given, rest
+
+
+def _next_word(name: str, option: Option, rest: List[str]) -> str:
+    if not rest:
+        raise ConfigError(f"option {name} needs a value ({option.metavar})")
+    return rest.pop()
 
 
 def _lookup(name: str) -> Tuple[Option, bool]:

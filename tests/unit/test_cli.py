@@ -366,3 +366,22 @@ def test_a_huge_value_is_shortened_in_the_message() -> None:
     assert message.startswith("GRACEINIT_STOP_DELAY='xxxx") and "(100000 characters)" in message
     assert len(message) < 300
     assert len(error_of(["--listen", "y" * 5000 + "=tcp://:1", "app"])) < 300
+
+
+def test_config_replace_changes_only_what_is_named() -> None:
+    config = read(["--stop-delay", "5", "app"])
+    changed = config.replace(stop_delay=1.0)
+    assert changed.stop_delay == 1.0 and config.stop_delay == 5.0 and changed.command == ("app",)
+    with pytest.raises(TypeError):
+        config.replace(no_such_field=1)
+
+
+@pytest.mark.parametrize("args, command", [
+    (["-gcv", "app", "-x"], ("app", "-x")),
+    (["-rTERM:QUIT", "-e143:0", "--", "-app"], ("-app",)),
+    (["--stop-delay=5", "-", "x"], ("-", "x")),
+    (["", "-v"], ("", "-v")),
+    (["--pre-hook", "--", "app"], ("app",)),
+])
+def test_grammar_like_click(args, command) -> None:
+    assert read(args).command == command
