@@ -183,6 +183,7 @@ def import_breakdown(python: str, module: str = "graceinit.startup", runs: int =
     (after the interpreter's own start-up and `site`), over `runs` runs."""
     self_us: dict[str, list[int]] = {}
     cumulative_us: dict[str, list[int]] = {}
+    importer: dict[str, str] = {}
     for _ in range(runs):
         # cwd="/": `-c` puts the working directory first on sys.path, and a checkout's
         # graceinit/ would shadow the installed one.
@@ -191,6 +192,7 @@ def import_breakdown(python: str, module: str = "graceinit.startup", runs: int =
         if p.returncode != 0:
             raise RuntimeError(f"import {module} failed: {p.stderr.decode(errors='replace')[-300:]}")
         seen_site = False
+        waiting: list[tuple[int, str]] = []  # (depth, name) of imports whose importer is not printed yet
         for line in p.stderr.decode(errors="replace").splitlines():
             parts = line.split("|")
             if len(parts) != 3 or not parts[1].strip().isdigit():
@@ -203,9 +205,14 @@ def import_breakdown(python: str, module: str = "graceinit.startup", runs: int =
                 continue
             self_us.setdefault(name, []).append(int(parts[0].split(":")[1]))
             cumulative_us.setdefault(name, []).append(int(parts[1]))
+            # -X importtime prints an import after everything it imported, one level deeper.
+            while waiting and waiting[-1][0] > depth:
+                importer.setdefault(waiting.pop()[1], name)
+            waiting.append((depth, name))
     med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
     return dict(total_ms=med(cumulative_us.get(module, [0])) / 1e3,
-                modules={name: dict(self_ms=med(v) / 1e3, cumulative_ms=med(cumulative_us[name]) / 1e3)
+                modules={name: dict(self_ms=med(v) / 1e3, cumulative_ms=med(cumulative_us[name]) / 1e3,
+                                    imported_by=importer.get(name, ""))
                          for name, v in self_us.items()})
 
 
@@ -222,8 +229,9 @@ def run_imports(ctx: Context) -> Section:
         return sec
     rows = sorted(found["modules"].items(), key=lambda kv: -kv[1]["self_ms"])
     shown = [(n, v) for n, v in rows if v["self_ms"] >= 0.2][:30]
-    lines = ["| module | self (ms) | with its imports (ms) |", "|---|---|---|"]
-    lines += [f"| `{n}` | {fmt(v['self_ms'])} | {fmt(v['cumulative_ms'])} |" for n, v in shown]
+    lines = ["| module | self (ms) | with its imports (ms) | imported by |", "|---|---|---|---|"]
+    lines += [f"| `{n}` | {fmt(v['self_ms'])} | {fmt(v['cumulative_ms'])} | "
+              + (f"`{v['imported_by']}`" if v["imported_by"] else "") + " |" for n, v in shown]
     heavy = [n for n in ("click", "re", "enum", "typing", "dataclasses", "inspect", "psutil")
              if n in found["modules"]]
     sec.add(f"`{python} -X importtime -c 'import graceinit.startup'`, median of {runs} runs, the "
