@@ -166,3 +166,78 @@ def run_sigwindow(ctx: Context) -> Section:
     sec.raw = dict(blocked_ms=blocked, safe_ms=safe, never_blocked=never, errors=errors)
     return sec
 
+
+
+def _interpreter_of(script: str) -> str:
+    """The interpreter a console script runs on (its `#!` line), or this one."""
+    try:
+        with open(script, "rb") as f:
+            first = f.readline().decode(errors="replace")
+    except OSError:
+        return PYTHON
+    return first[2:].split()[0] if first.startswith("#!") and first[2:].split() else PYTHON
+
+
+def import_breakdown(python: str, module: str = "graceinit.startup", runs: int = 15) -> dict:
+    """Median self and cumulative `-X importtime` of every module imported by `import MODULE`
+    (after the interpreter's own start-up and `site`), over `runs` runs."""
+    self_us: dict[str, list[int]] = {}
+    cumulative_us: dict[str, list[int]] = {}
+    importer: dict[str, str] = {}
+    for _ in range(runs):
+        # cwd="/": `-c` puts the working directory first on sys.path, and a checkout's
+        # graceinit/ would shadow the installed one.
+        p = subprocess.run([python, "-X", "importtime", "-c", f"import {module}"], capture_output=True,
+                           timeout=60, stdin=subprocess.DEVNULL, cwd="/")
+        if p.returncode != 0:
+            raise RuntimeError(f"import {module} failed: {p.stderr.decode(errors='replace')[-300:]}")
+        seen_site = False
+        waiting: list[tuple[int, str]] = []  # (depth, name) of imports whose importer is not printed yet
+        for line in p.stderr.decode(errors="replace").splitlines():
+            parts = line.split("|")
+            if len(parts) != 3 or not parts[1].strip().isdigit():
+                continue
+            name = parts[2].rstrip()
+            depth = (len(name) - len(name.lstrip())) // 2
+            name = name.strip()
+            if not seen_site:  # everything up to `site` is the interpreter's own start-up
+                seen_site = name == "site" and depth == 0
+                continue
+            self_us.setdefault(name, []).append(int(parts[0].split(":")[1]))
+            cumulative_us.setdefault(name, []).append(int(parts[1]))
+            # -X importtime prints an import after everything it imported, one level deeper.
+            while waiting and waiting[-1][0] > depth:
+                importer.setdefault(waiting.pop()[1], name)
+            waiting.append((depth, name))
+    med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+    return dict(total_ms=med(cumulative_us.get(module, [0])) / 1e3,
+                modules={name: dict(self_ms=med(v) / 1e3, cumulative_ms=med(cumulative_us[name]) / 1e3,
+                                    imported_by=importer.get(name, ""))
+                         for name, v in self_us.items()})
+
+
+def run_imports(ctx: Context) -> Section:
+    sec = Section("imports", "Import-time breakdown of graceinit's start-up path")
+    from .common import GRACEINIT
+
+    python = _interpreter_of(GRACEINIT)
+    runs = 5 if ctx.quick else 15
+    try:
+        found = import_breakdown(python, runs=runs)
+    except (OSError, RuntimeError, subprocess.TimeoutExpired) as e:
+        sec.error = str(e)[:300]
+        return sec
+    rows = sorted(found["modules"].items(), key=lambda kv: -kv[1]["self_ms"])
+    shown = [(n, v) for n, v in rows if v["self_ms"] >= 0.2][:30]
+    lines = ["| module | self (ms) | with its imports (ms) | imported by |", "|---|---|---|---|"]
+    lines += [f"| `{n}` | {fmt(v['self_ms'])} | {fmt(v['cumulative_ms'])} | "
+              + (f"`{v['imported_by']}`" if v["imported_by"] else "") + " |" for n, v in shown]
+    heavy = [n for n in ("click", "re", "enum", "typing", "dataclasses", "inspect", "psutil")
+             if n in found["modules"]]
+    sec.add(f"`{python} -X importtime -c 'import graceinit.startup'`, median of {runs} runs, the "
+            f"modules loaded after `site` (the interpreter's own start-up is the floor rows' business). "
+            f"Total: **{fmt(found['total_ms'])} ms**. Known-heavy modules still on the path: "
+            + (", ".join(f"`{n}`" for n in heavy) or "none") + ".")
+    sec.add("\n".join(lines))
+    sec.raw = dict(python=python, runs=runs, **found)
+    return sec

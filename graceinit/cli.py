@@ -1,197 +1,317 @@
-"""The command line: options and GRACEINIT_* variables -> a frozen Config.
+"""The command line on the container's path: argv and GRACEINIT_* variables -> a frozen Config.
 
-Every option also reads GRACEINIT_<NAME> (dashes become underscores); the command line wins.
-Nothing here touches the system; startup.py takes the Config from here.
+Reads only the option table (options.py). click, which defines the same table for people
+(--help, --version, completion), is imported only when one of those is asked for: it and
+what it pulls in cost more than the rest of graceinit's start-up together.
+
+The grammar is click's, for the subset graceinit uses: `--name VALUE`, `--name=VALUE`, `-x
+VALUE`, `-xVALUE`, grouped short flags (`-gcv`), `--` ends the options, and so does the first
+argument that is not an option (`graceinit myapp -c x` passes `-c x` to myapp). Each option
+also reads GRACEINIT_<NAME>; the command line wins. An error names what the user typed: the
+option, or the variable and its value.
 """
 
 from __future__ import annotations
 
-import signal
-from types import MappingProxyType
-from typing import Any, Iterable, List, Optional, Sequence, Tuple
+import os
 
-import click
-
-from graceinit import __version__, log
-from graceinit.signals import HANDLED_SIGNALS, STOP_SIGNALS
 from graceinit.config import (
+    AUTO,
+    MAX_VERBOSITY,
     USAGE_ERROR,
     Config,
     ConfigError,
     Hooks,
-    parse_duration,
-    parse_exit_remap,
-    parse_hook,
-    parse_listen,
-    parse_rewrite,
-    parse_signal,
+    MappingProxyType,
+    parse_bool,
+    parse_verbosity,
     signal_name,
 )
-
-
-class _Parsed(click.ParamType):
-    """Adapts a pure parser from config.py to click, so errors name the option."""
-
-    def __init__(self, name: str, parser: Any, splitter: Optional[str] = None) -> None:
-        self.name = name
-        self._parser = parser
-        self.envvar_list_splitter = splitter
-
-    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> Any:
-        if not isinstance(value, str):
-            return value
-        try:
-            return self._parser(value)
-        except ConfigError as error:
-            self.fail(str(error), param, ctx)
-
-
-SIGNAL = _Parsed("signal", parse_signal)
-REWRITE = _Parsed("FROM:TO", parse_rewrite, splitter=",")
-EXIT_REMAP = _Parsed("FROM:TO", parse_exit_remap, splitter=",")
-DURATION = _Parsed("seconds", parse_duration)
-GRACE = _Parsed("seconds", lambda text: _or_unlimited(parse_duration(text, allow_unlimited=True)))
-LISTEN = _Parsed("address", parse_listen, splitter=",")
-HOOK = _Parsed("command", lambda text: parse_hook(text) if text.strip() else None, splitter="\n")
-
-
-class _Unlimited:
-    """Stands for 'no grace period limit' (a parsed None would mean 'not given')."""
-
-
-def _or_unlimited(seconds: Optional[float]) -> Any:
-    return _Unlimited if seconds is None else seconds
-
-
-_HOOK_HELP = "Repeatable; in the environment variable, one command per line."
-
-_settings = dict(
-    help_option_names=["-h", "--help"],
-    allow_interspersed_args=False,  # `graceinit myapp -c x` passes `-c x` to myapp
-    auto_envvar_prefix="GRACEINIT",
-    max_content_width=100,
+from graceinit.options import (
+    COUNT,
+    ENV_PREFIX,
+    FLAG,
+    HELP_FLAGS,
+    MULTIPLE,
+    SET_FOR_HOOKS,
+    SWITCH,
+    TABLE,
+    VERSION_FLAGS,
+    Option,
 )
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-@click.command(context_settings=_settings, epilog="Docs and exit statuses: see README.md.")
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-@click.option("-g/-G", "--process-group/--no-process-group", default=True,
-              help="Run the child in its own session and process group; forward signals to the group."
-              "  [default: on]")
-@click.option("-c", "--single-child", is_flag=True, help="Forward signals to the direct child only.")
-@click.option("-r", "--rewrite", type=REWRITE, multiple=True, metavar="FROM:TO",
-              help="Rewrite a signal before forwarding it; TO=0 drops it. Repeatable.")
-@click.option("-s/-S", "--subreaper/--no-subreaper", default=None,
-              help="Become a child subreaper when not PID 1 (default: on when not PID 1).")
-@click.option("--pdeathsig", type=SIGNAL, metavar="SIG", help="Receive SIG when graceinit's parent dies.")
-@click.option("-e", "--remap-exit", type=EXIT_REMAP, multiple=True, metavar="FROM:TO",
-              help="Rewrite the final exit status, e.g. 143:0. Repeatable.")
-@click.option("--pre-hook", type=HOOK, multiple=True, metavar="CMD",
-              help="Run before the child; non-zero exit: the child is not started. " + _HOOK_HELP)
-@click.option("--pre-hook-dir", metavar="DIR", help="Run every executable file in DIR, in name order, before the child.")
-@click.option("--stop-hook", type=HOOK, multiple=True, metavar="CMD",
-              help="Run as soon as the stop signal arrives, before the stop delay. " + _HOOK_HELP)
-@click.option("--stop-delay", type=DURATION, default="0", metavar="SECONDS", show_default=True,
-              help="Keep the child serving this long after the stop signal, then forward it.")
-@click.option("--grace-period", type=GRACE, metavar="SECONDS", show_default="unlimited",
-              help="After forwarding the stop signal, SIGKILL the child's group after this long.")
-@click.option("--post-hook", type=HOOK, multiple=True, metavar="CMD",
-              help="Run after the child has exited, whatever the cause. " + _HOOK_HELP)
-@click.option("--post-hook-dir", metavar="DIR", help="Run every executable file in DIR, in name order, after the child.")
-@click.option("--hook-timeout", type=DURATION, default="30", metavar="SECONDS", show_default=True,
-              help="Kill a hook (and its children) running longer than this; it counts as failed.")
-@click.option("--leftover-grace", type=DURATION, default="5", metavar="SECONDS", show_default=True,
-              help="After the child exits, leftover processes get SIGTERM, then SIGKILL after this long.")
-@click.option("--termination-budget", type=DURATION, metavar="SECONDS",
-              help="Your terminationGracePeriodSeconds: cut the grace period short so post hooks fit.")
-@click.option("--ready-file", metavar="PATH",
-              help="Created once the child runs; removed the instant the stop signal arrives.")
-@click.option("--stdout", "stdout_path", metavar="PATH", envvar="GRACEINIT_STDOUT",
-              help="The child's stdout goes to PATH (append; created 0640).")
-@click.option("--stderr", "stderr_path", metavar="PATH", envvar="GRACEINIT_STDERR",
-              help="The child's stderr goes to PATH (append; created 0640).")
-@click.option("--link-stdout", metavar="PATH", help="Make PATH a symlink to graceinit's stdout.")
-@click.option("--link-stderr", metavar="PATH", help="Make PATH a symlink to graceinit's stderr.")
-@click.option("--listen", type=LISTEN, multiple=True, metavar="[NAME=]ADDRESS",
-              help="Bind tcp://HOST:PORT, tcp://[::]:PORT or unix:/PATH and pass it to the child as"
-              " fd 3, 4, ... (systemd socket activation: LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID).")
-@click.option("--notify", is_flag=True,
-              help="Give the child a NOTIFY_SOCKET (sd_notify); READY=1 makes it ready.")
-@click.option("--restart-signal", type=SIGNAL, metavar="SIG",
-              help="On SIG, start a new child on the same sockets and stop the old one once the"
-              " new one is ready (zero-downtime restart).")
-@click.option("--ready-timeout", type=DURATION, default="10", metavar="SECONDS", show_default=True,
-              help="On restart: how long to wait for READY=1 (with --notify), or how long the new"
-              " child must stay up to count as ready (without).")
-@click.option("-v", "--verbose", count=True, help="Say more (repeat for debug output).")
-@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
-@click.version_option(__version__, "--version", prog_name="graceinit", message="%(prog)s %(version)s")
-def command(**options: Any) -> Config:
-    """Run COMMAND as a container's main process and stop it gracefully.
+COMPLETION_VARIABLE = "_GRACEINIT_COMPLETE"  # click's shell completion protocol
 
-    graceinit forwards signals, reaps zombies and exits with COMMAND's status (128+N when
-    killed by signal N). On SIGTERM or SIGINT it runs the stop sequence: stop hooks, stop
-    delay, the forwarded signal, the grace period, SIGKILL; then leftover processes are
-    stopped and post hooks run.
-    """
-    return _config(**options)
+# flag -> (option, what the flag sets for a SWITCH)
+_FLAGS: Dict[str, Tuple[Option, bool]] = {}
+for _option in TABLE:
+    for _flag in _option.flags:
+        _FLAGS[_flag] = (_option, True)
+    for _flag in _option.off_flags:
+        _FLAGS[_flag] = (_option, False)
+del _option, _flag
+_FOR_PEOPLE = frozenset(HELP_FLAGS + VERSION_FLAGS)
 
 
-def _hooks(commands: Iterable[Optional[Tuple[str, ...]]], directory: Optional[str]) -> Hooks:
-    return Hooks(commands=tuple(argv for argv in commands if argv), directory=directory)
+class _ForPeople(Exception):
+    """--help, --version or shell completion: click's job."""
 
 
-def _config(
-    command: Sequence[str],
-    rewrite: Sequence[Tuple[int, int]],
-    remap_exit: Sequence[Tuple[int, int]],
-    grace_period: Any,
-    pre_hook: Sequence[Any],
-    pre_hook_dir: Optional[str],
-    stop_hook: Sequence[Any],
-    post_hook: Sequence[Any],
-    post_hook_dir: Optional[str],
-    stdout_path: Optional[str],
-    stderr_path: Optional[str],
-    restart_signal: Optional[int],
-    **rest: Any,
-) -> Config:
-    if restart_signal is not None and restart_signal not in HANDLED_SIGNALS:
-        raise click.BadParameter(
-            f"{signal_name(restart_signal)} cannot be the restart signal (it cannot be caught)",
-            param_hint="'--restart-signal'",
-        )
-    if restart_signal in (*STOP_SIGNALS, signal.SIGCHLD):
-        raise click.BadParameter(
-            f"{signal_name(restart_signal)} cannot be the restart signal", param_hint="'--restart-signal'"
-        )
+def parse(args: List[str]) -> Union[Config, int]:
+    """A Config, or the exit status to leave with (--help, --version, usage errors)."""
+    try:
+        return read(args, os.environ)
+    except _ForPeople:
+        from graceinit.clickapp import run_for_people
+
+        return run_for_people(args)
+    except ConfigError as error:
+        from graceinit import log  # startup.py has imported it already
+
+        if _asks_for_json(args, os.environ):  # the Config never came: honour it by hand
+            log.set_format("json")
+        log.error(one_line(str(error)), event="usage_error")
+        return USAGE_ERROR
+
+
+def _asks_for_json(args: Sequence[str], environ: Mapping[str, str]) -> bool:
+    options = list(args[: args.index("--")] if "--" in args else args)
+    for index, arg in enumerate(options):
+        if arg == "--log-format" and index + 1 < len(options):
+            return options[index + 1].strip().lower() == "json"
+        if arg.startswith("--log-format="):
+            return arg.split("=", 1)[1].strip().lower() == "json"
+    return environ.get("GRACEINIT_LOG_FORMAT", "").strip().lower() == "json"
+
+
+def one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def read(args: Sequence[str], environ: Mapping[str, str]) -> Config:
+    """The container path: raises ConfigError (one line), or _ForPeople."""
+    if COMPLETION_VARIABLE in environ:
+        raise _ForPeople()
+    given, command = _read_argv(args)
+    values: Dict[str, Any] = {}
+    named: Dict[str, str] = {}
+    for option in TABLE:
+        if option.dest in given:
+            raw = given[option.dest]
+            values[option.dest] = _from_argv(option, raw)
+            named[option.dest] = _argv_name(option, raw)
+            continue
+        text = environ.get(option.envvar)
+        if text:  # an empty variable is unset, as in click
+            values[option.dest] = _from_environment(option, text)
+            named[option.dest] = f"{option.envvar}={_shown(text)}"
+        else:
+            values[option.dest] = option.default
+            named[option.dest] = f"{option.long} (default {option.shown_default})"
+    return build_config(command, values, named)
+
+
+def _read_argv(args: Sequence[str]) -> Tuple[Dict[str, Any], List[str]]:
+    """Options (raw text, or counts and booleans) by dest, and COMMAND. Only the grammar is
+    checked here; values are converted afterwards, so `--help` wins over a bad value as it
+    does in click."""
+    given: Dict[str, Any] = {}
+    rest = list(args)
+    rest.reverse()  # popped from the end: the next word is rest[-1]
+    for_people = False
+    while rest:
+        arg = rest.pop()
+        if arg == "--":
+            break
+        if arg.startswith("--"):
+            name, equals, attached = arg.partition("=")
+            if name in _FOR_PEOPLE:
+                for_people = True
+                continue
+            option, on = _lookup(name)
+            if option.takes_value:
+                _store(given, option, attached if equals else _next_word(name, option, rest))
+            elif equals:
+                raise ConfigError(f"option {name} takes no value")
+            else:
+                _store(given, option, on)
+        elif arg.startswith("-") and arg != "-":
+            for position in range(1, len(arg)):  # grouped short flags: -gcv, -rTERM:QUIT
+                name = "-" + arg[position]
+                if name in _FOR_PEOPLE:
+                    for_people = True
+                    continue
+                option, on = _lookup(name)
+                if option.takes_value:
+                    attached = arg[position + 1:]
+                    _store(given, option, attached or _next_word(name, option, rest))
+                    break
+                _store(given, option, on)
+        else:
+            rest.append(arg)  # the first word that is not an option is COMMAND
+            break
+    if for_people:
+        raise _ForPeople()
+    if not rest:
+        raise ConfigError("missing COMMAND: graceinit [OPTIONS] -- COMMAND [ARG]...")
+    rest.reverse()
+    return given, rest
+
+
+def _next_word(name: str, option: Option, rest: List[str]) -> str:
+    if not rest:
+        raise ConfigError(f"option {name} needs a value ({option.metavar})")
+    return rest.pop()
+
+
+def _lookup(name: str) -> Tuple[Option, bool]:
+    found = _FLAGS.get(name)
+    if found is None:
+        import difflib
+
+        close = difflib.get_close_matches(name, [*_FLAGS, *_FOR_PEOPLE], n=1, cutoff=0.75)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(f"no such option: {name}{hint}")
+    return found
+
+
+def _store(given: Dict[str, Any], option: Option, value: Any) -> None:
+    if option.kind == MULTIPLE:
+        given.setdefault(option.dest, []).append(value)
+    elif option.kind == COUNT:
+        given[option.dest] = given.get(option.dest, 0) + 1
+    else:  # the last one wins
+        given[option.dest] = value
+
+
+def _shown(text: str) -> str:
+    """The value as typed, quoted and escaped (one line whatever it holds), and shortened:
+    a message about a 100 kB variable should still fit on a screen."""
+    return repr(text) if len(text) <= 80 else repr(text[:60]) + f"... ({len(text)} characters)"
+
+
+def _argv_name(option: Option, raw: Any) -> str:
+    if isinstance(raw, str):
+        return f"{option.long} {_shown(raw)}"
+    return option.long
+
+
+def _from_argv(option: Option, raw: Any) -> Any:
+    if option.kind == COUNT:
+        return min(raw, MAX_VERBOSITY)
+    if option.kind in (FLAG, SWITCH):
+        return raw
+    if option.kind == MULTIPLE:
+        return tuple(_convert(option, text, f"{option.long} {_shown(text)}") for text in raw)
+    return _convert(option, raw, f"{option.long} {_shown(raw)}")
+
+
+def _from_environment(option: Option, text: str) -> Any:
+    where = f"{option.envvar}={_shown(text)}"
+    if option.kind == COUNT:
+        return _checked(parse_verbosity, text, where)
+    if option.kind in (FLAG, SWITCH):
+        return _checked(parse_bool, text, where)
+    if option.kind == MULTIPLE:
+        items = text.split(option.splitter) if option.splitter else [text]
+        return tuple(_convert(option, item, where) for item in items if item.strip())
+    return _convert(option, text, where)
+
+
+def _convert(option: Option, text: str, where: str) -> Any:
+    assert option.parser is not None
+    return _checked(option.parser, text, where)
+
+
+def _checked(parser: Any, text: str, where: str) -> Any:
+    try:
+        return parser(text)
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}") from None
+
+
+# --- values -> Config --------------------------------------------------------------------
+
+# Never catchable, or already the stop sequence's own.
+_NOT_FOR_RESTART = frozenset({"SIGKILL", "SIGSTOP", "SIGTERM", "SIGINT", "SIGCHLD"})
+
+
+def build_config(command: Sequence[str], values: Mapping[str, Any], named: Mapping[str, str]) -> Config:
+    """Checks across options, then the Config. `named` says how to name each value in an
+    error: the option as typed, or the variable and its value. click's callback shares it."""
+    restart = values["restart_signal"]
+    if restart is not None:
+        from graceinit.signals import HANDLED_SIGNALS  # only when the option is given
+
+        if signal_name(restart) in _NOT_FOR_RESTART or restart not in HANDLED_SIGNALS:
+            raise ConfigError(f"{named['restart_signal']}: {signal_name(restart)} cannot be the restart signal")
+    if values["stop_delay_min"] > values["stop_delay_max"]:
+        raise ConfigError(f"{named['stop_delay_min']} is more than {named['stop_delay_max']}")
+    stop_delay = values["stop_delay"]
+    auto = stop_delay == AUTO
+    drain_ignore: List[str] = []
+    for networks in values["drain_ignore"]:
+        drain_ignore.extend(network for network in networks if network not in drain_ignore)
     return Config(
-        restart_signal=restart_signal,
         command=tuple(command),
-        rewrite=MappingProxyType(dict(rewrite)),
-        remap_exit=MappingProxyType(dict(remap_exit)),
-        grace_period=None if grace_period in (None, _Unlimited) else grace_period,
-        pre_hooks=_hooks(pre_hook, pre_hook_dir),
-        stop_hooks=_hooks(stop_hook, None),
-        post_hooks=_hooks(post_hook, post_hook_dir),
-        stdout=stdout_path,
-        stderr=stderr_path,
-        listen=tuple(rest.pop("listen")),
-        **rest,
+        process_group=values["process_group"],
+        single_child=values["single_child"],
+        rewrite=MappingProxyType(dict(values["rewrite"])),
+        subreaper=values["subreaper"],
+        pdeathsig=values["pdeathsig"],
+        remap_exit=MappingProxyType(dict(values["remap_exit"])),
+        quiet=values["quiet"],
+        verbose=values["verbose"],
+        log_format=values["log_format"],
+        pre_hooks=_hooks(values["pre_hook"], values["pre_hook_dir"]),
+        stop_hooks=_hooks(values["stop_hook"], None),
+        post_hooks=_hooks(values["post_hook"], values["post_hook_dir"]),
+        stop_delay=0.0 if auto else stop_delay,
+        stop_delay_auto=auto,
+        stop_delay_min=values["stop_delay_min"],
+        stop_delay_max=values["stop_delay_max"],
+        grace_period=values["grace_period"],
+        hook_timeout=values["hook_timeout"],
+        leftover_grace=values["leftover_grace"],
+        termination_budget=values["termination_budget"],
+        ready_file=values["ready_file"],
+        stdout=values["stdout"],
+        stderr=values["stderr"],
+        link_stdout=values["link_stdout"],
+        link_stderr=values["link_stderr"],
+        listen=tuple(values["listen"]),
+        notify=values["notify"],
+        restart_signal=restart,
+        ready_timeout=values["ready_timeout"],
+        drain_ignore=tuple(drain_ignore),
     )
 
 
-def parse(args: List[str]) -> "Config | int":
-    """A Config, or the exit status to leave with (--help, --version, usage errors)."""
-    try:
-        result = command.main(args=args, prog_name="graceinit", standalone_mode=False)
-    except click.ClickException as error:
-        log.error(_one_line(error.format_message()), event="usage_error")
-        return USAGE_ERROR
-    except click.exceptions.Abort:
-        return USAGE_ERROR
-    return result if isinstance(result, Config) else int(result or 0)
+def _hooks(commands: Sequence[Any], directory: Optional[str]) -> Hooks:
+    return Hooks(commands=tuple(argv for argv in commands if argv), directory=directory)
 
 
-def _one_line(message: str) -> str:
-    return " ".join(message.split())
+# --- the environment ---------------------------------------------------------------------
+
+
+def unknown_variables(environ: Mapping[str, str]) -> List[str]:
+    """One warning per GRACEINIT_* variable no option reads (a typo is otherwise silently
+    ignored), with the closest known name when there is one."""
+    known = {option.envvar for option in TABLE}
+    unknown = [name for name in environ
+               if name.startswith(ENV_PREFIX) and name not in known and name not in SET_FOR_HOOKS]
+    if not unknown:
+        return []
+    import difflib
+
+    warnings = []
+    suffixes = sorted(name[len(ENV_PREFIX):] for name in known)
+    for name in sorted(unknown):
+        close = difflib.get_close_matches(name[len(ENV_PREFIX):], suffixes, n=1, cutoff=0.75)
+        hint = f" (did you mean {ENV_PREFIX}{close[0]}?)" if close else ""
+        warnings.append(f"unknown variable {name} ignored{hint}")
+    return warnings

@@ -49,6 +49,10 @@ def configure(quiet: bool, verbose: int, log_format: str = "text") -> None:
     _Sink.guarded = True
 
 
+def set_format(log_format: str) -> None:
+    _Sink.json = log_format == "json"
+
+
 def set_verbosity(quiet: bool, verbose: int) -> None:
     _Sink.threshold = ERROR if quiet else min(NOTICE + verbose, DEBUG)
 

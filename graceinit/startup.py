@@ -5,10 +5,13 @@ graceinit's exit status. Called by boot.py once every signal is blocked."""
 from __future__ import annotations
 
 import os
-from typing import Any, List, Optional, Tuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `typing` is not imported at run time: it costs every container start
+    from typing import Any, List, Optional, Tuple
 
 from graceinit import hooks, log, output, reaper, signals, spawn, terminal
-from graceinit.cli import parse
+from graceinit.cli import parse, unknown_variables
 from graceinit.config import USAGE_ERROR, Config, ConfigError
 from graceinit.signals import SignalInbox
 from graceinit.supervisor import INTERNAL_ERROR, Supervisor
@@ -23,7 +26,9 @@ def run(args: List[str]) -> int:
     if not isinstance(parsed, Config):
         return parsed
     config: Config = parsed
-    log.configure(config.quiet, config.verbose, getattr(config, "log_format", "text"))
+    log.configure(config.quiet, config.verbose, config.log_format)
+    for warning in unknown_variables(os.environ):
+        log.warning(warning, event="unknown_variable")
 
     environ = spawn.original_environ()
     spawn.close_inherited_on_exec()
