@@ -153,3 +153,38 @@ def test_child_text_cannot_forge_or_colour_graceinit_lines(gi):
     assert "\x1b" not in err, err
     assert not any(line.startswith("[graceinit] forged") for line in err.splitlines()), err
     assert "status: \\x1b[2J\\x1b[31mred" in err, err
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("pid1", [False, pytest.param(True, marks=[pytest.mark.pid1, needs_pid1])],
+                         ids=["plain", "pid1"])
+def test_json_log_every_line_is_an_event_and_the_report_closes_it(gi, pid1):
+    import json
+
+    run = gi.start(["--log-format", "json", "-vv", "--stop-delay", "0.2", "--post-hook", gi.hook("post")],
+                   gi.child(), pid1=pid1)
+    gi.wait_event("child", "start", run=run)
+    run.signal(signal.SIGTERM)
+    assert run.wait(10) == 143, run.describe()
+    records = [json.loads(line) for line in run.stderr_text().splitlines()]
+    for record in records:
+        assert {"ts", "level", "event", "msg"} <= set(record), record
+        assert record["ts"].endswith("Z")
+    names = [record["event"] for record in records]
+    for name in ("child_started", "stop_signal", "stop_delay", "stop_forwarded", "child_exited",
+                 "hook_started", "exiting", "termination_report"):
+        assert name in names, names
+    report = records[-1]
+    assert report["event"] == "termination_report" and report["status"] == 143
+    assert report["ended_by"] == "signal" and report["signal"] == "SIGTERM"
+
+
+@pytest.mark.timeout(10)
+def test_json_usage_error_is_one_json_line(gi):
+    import json
+
+    run = gi.start(["--stop-delay", "abc"], gi.child(), env=gi.env(GRACEINIT_LOG_FORMAT="json"))
+    assert run.wait(5) == 2
+    [line] = run.stderr_text().splitlines()
+    record = json.loads(line)
+    assert record["event"] == "usage_error" and "--stop-delay" in record["msg"]
