@@ -90,33 +90,36 @@ def _is_fifo(path: str) -> bool:
 
 
 class _StopWhileWaiting(Exception):
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
+    pass
 
 
 def _open_unless_stopped(path: str, flags: int) -> Optional[int]:
     """A blocking open that SIGTERM or SIGINT interrupts (every other signal stays blocked
-    and pending, for the child). Returns None when stopped, after making the stop signal
-    pending again, so it is handled like any stop signal that arrives during start-up."""
+    and pending, for the child). Returns None when stopped, after making the stop signals
+    pending again, so they are handled like any stop signal during start-up."""
     import signal
 
     from graceinit.signals import STOP_SIGNALS
 
+    received: List[int] = []
+
     def interrupt(signum: int, frame: object) -> None:
-        raise _StopWhileWaiting(signum)  # ends the open's EINTR retry (PEP 475)
+        received.append(signum)
+        if len(received) == 1:
+            raise _StopWhileWaiting()  # ends the open's EINTR retry (PEP 475); only once
 
     previous = {signum: signal.signal(signum, interrupt) for signum in STOP_SIGNALS}
     try:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         try:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
             return os.open(path, flags)
         finally:
             signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    except _StopWhileWaiting as stop:
-        # In the instant between the open succeeding and the signals being blocked again,
-        # the descriptor just opened is lost with the stop; graceinit exits soon after.
-        os.kill(os.getpid(), stop.signum)  # blocked now: it waits for the supervisor
+    except _StopWhileWaiting:
+        # A stop in the instant between the open succeeding and the signals being blocked
+        # again loses the descriptor just opened; graceinit is stopping anyway.
+        for signum in dict.fromkeys(received):
+            os.kill(os.getpid(), signum)  # blocked now: it waits for the supervisor
         return None
     finally:
         for signum, handler in previous.items():

@@ -476,12 +476,12 @@ def test_fork_failing_for_a_pre_hook_is_one_line(procs, graceinit_bin, pid1, tmp
 
 @needs_root
 def test_fork_failing_under_rlimit_nproc_as_non_root(procs, graceinit_bin, shared_tmp):
-    """RLIMIT_NPROC counts every process of the user: allow exactly one more than uid 65534
-    already runs, which graceinit itself takes."""
+    """RLIMIT_NPROC counts every process of the user: as a uid of its own (nothing else on the
+    machine runs as it), a limit of 1 is graceinit itself, and the app's fork fails."""
     os.chmod(shared_tmp, 0o777)
     app, marker = marker_app(shared_tmp)
-    running = sum(1 for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == faults.NOBODY)
-    argv = faults.prlimit(nproc=running + 1) + faults.as_user() + [graceinit_bin, "--"] + app
+    uid = 3000000 + int.from_bytes(os.urandom(3), "big")
+    argv = faults.prlimit(nproc=1) + faults.as_user(uid, uid) + [graceinit_bin, "--"] + app
     rc, _, err = procs.run(argv, timeout=20)
     no_traceback(err.decode(errors="replace"))
     one_line(rc, err, ["cannot start"], status=OS_ERROR)
