@@ -49,7 +49,7 @@ def _own_pid_namespace() -> bool:
 def leftovers() -> List[int]:
     """Every live descendant of graceinit (as PID 1: every process of the container that
     descends from it; `kubectl exec` sessions, whose parent is outside, are left alone).
-    None when /proc is not graceinit's: what it lists there is not provably ours."""
+    Empty when /proc is not graceinit's: what it lists there is not provably ours."""
     if not proc_is_ours() or not _has_children():
         return []
     import psutil  # only here: its import costs more than the rest of graceinit's exit
