@@ -27,13 +27,29 @@ def commands(hooks: Hooks) -> List[Argv]:
 
 
 def validate(phase: str, hooks: Hooks, environ: Mapping[bytes, bytes]) -> None:
-    if hooks.directory is not None and not os.path.isdir(hooks.directory):
-        raise ConfigError(f"--{phase}-hook-dir {hooks.directory!r}: no such directory")
+    if hooks.directory is not None:
+        _check_directory(f"--{phase}-hook-dir", hooks.directory)
     for argv in hooks.commands:
         try:
             check_command(argv, environ)
         except SpawnError as error:
             raise ConfigError(f"--{phase}-hook: {error}") from None
+
+
+def _check_directory(option: str, directory: str) -> None:
+    """The directory must exist and graceinit's user must be able to list it and look at
+    its files: otherwise every hook in it would be skipped without a word."""
+    from graceinit.output import given_as
+
+    name = given_as(option, directory)
+    if not os.path.isdir(directory):
+        raise ConfigError(f"{name} {directory!r}: no such directory")
+    try:
+        os.listdir(directory)
+    except OSError as error:
+        raise ConfigError(f"{name} {directory!r}: cannot read it: {error.strerror}") from None
+    if not os.access(directory, os.X_OK, effective_ids=os.access in os.supports_effective_ids):
+        raise ConfigError(f"{name} {directory!r}: cannot read it: no search (x) permission for uid {os.geteuid()}")
 
 
 def environ_for(

@@ -5,16 +5,62 @@ from __future__ import annotations
 import os
 from typing import List, Optional
 
+from graceinit import log
+
+
+class _ProcView:
+    """Whether /proc is this PID namespace's, found out once, when first needed."""
+
+    ours: Optional[bool] = None
+
+
+def proc_is_ours() -> bool:
+    """True if /proc shows processes as graceinit's PID namespace numbers them.
+
+    A runtime that forgets to mount /proc for the container leaves the host's (or a parent
+    namespace's) there: as PID 1, "/proc/1" is then the host's init, and every pid read
+    from /proc names some other process, or none, in graceinit's namespace. An empty /proc
+    (a tmpfs) shows nothing at all. In both cases nothing read there may be signalled.
+    """
+    if _ProcView.ours is None:
+        _ProcView.ours = _own_pid_namespace()
+        if not _ProcView.ours:
+            log.warning(
+                "/proc does not belong to graceinit's PID namespace (mount the container's own"
+                " /proc): leftover processes will not be looked for or signalled"
+            )
+    return _ProcView.ours
+
+
+def _own_pid_namespace() -> bool:
+    pid = os.getpid()
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"NSpid:"):
+                    # One pid per namespace from /proc's own down to the process's: a /proc
+                    # of graceinit's namespace shows exactly one, graceinit's own pid.
+                    return line.split()[1:] == [str(pid).encode()]
+        return os.readlink("/proc/self") == str(pid)  # kernels before 4.1: no NSpid
+    except (OSError, ValueError):
+        return False
+
 
 def leftovers() -> List[int]:
     """Every live descendant of graceinit (as PID 1: every process of the container that
-    descends from it; `kubectl exec` sessions, whose parent is outside, are left alone)."""
-    if not _has_children():
+    descends from it; `kubectl exec` sessions, whose parent is outside, are left alone).
+    Empty when /proc is not graceinit's: what it lists there is not provably ours."""
+    if not proc_is_ours() or not _has_children():
         return []
     import psutil  # only here: its import costs more than the rest of graceinit's exit
 
     pids = []
-    for process in psutil.Process().children(recursive=True):
+    try:
+        descendants = psutil.Process().children(recursive=True)
+    except (psutil.Error, OSError) as error:
+        log.warning(f"cannot list leftover processes: {error}")
+        return []
+    for process in descendants:
         try:
             if process.status() != psutil.STATUS_ZOMBIE:
                 pids.append(process.pid)
@@ -55,6 +101,14 @@ def _stat_fields(pid: int) -> List[bytes]:
 
 def alive(pid: int) -> bool:
     """True while pid exists and is not a zombie."""
+    if not proc_is_ours():
+        try:
+            os.kill(pid, 0)  # exists in our namespace (a zombie of ours is reaped soon)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            pass
+        return True
     fields = _stat_fields(pid)
     return bool(fields) and fields[0] not in (b"Z", b"X")
 
@@ -66,7 +120,10 @@ def stopped(pid: int) -> bool:
 
 
 def ancestry(pid: int) -> List[int]:
-    """pid, its parent, its parent's parent, ... (to tell which child a message came from)."""
+    """pid, its parent, its parent's parent, ... (to tell which child a message came from).
+    Just pid when /proc is not graceinit's: the parents read there would be strangers."""
+    if not proc_is_ours():
+        return [pid]
     chain = []
     while pid > 1 and pid not in chain and len(chain) < 64:
         chain.append(pid)

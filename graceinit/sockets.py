@@ -8,6 +8,7 @@ the backlog while no copy is accepting: a restart never closes the port.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import struct
@@ -57,9 +58,9 @@ def bind(listen: Sequence[Listen]) -> Listeners:
 def _bind(spec: Listen) -> socket.socket:
     try:
         if spec.kind == "unix":
+            if _is_socket(spec.path):
+                _remove_if_stale(spec)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            if os.path.exists(spec.path) and _is_socket(spec.path):
-                os.unlink(spec.path)  # left over from an earlier run of the container
             sock.bind(spec.path)
         else:
             family, _, _, _, address = socket.getaddrinfo(
@@ -80,7 +81,31 @@ def _bind(spec: Listen) -> socket.socket:
 def _is_socket(path: str) -> bool:
     import stat
 
-    return stat.S_ISSOCK(os.lstat(path).st_mode)
+    try:
+        return stat.S_ISSOCK(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def _remove_if_stale(spec: Listen) -> None:
+    """A socket file left over from an earlier run is removed; one a live server listens on
+    is not graceinit's to take (it would leave that server unreachable)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+    try:
+        probe.connect(spec.path)
+    except ConnectionRefusedError:
+        os.unlink(spec.path)  # nobody listens: stale
+        return
+    except FileNotFoundError:
+        return  # gone meanwhile
+    except BlockingIOError:
+        pass  # its backlog is full: very much alive
+    except OSError as error:
+        if error.errno != errno.EPROTOTYPE:  # EPROTOTYPE: a live socket of another type
+            raise ConfigError(f"--listen {spec}: cannot tell whether the socket is in use: {error.strerror}") from None
+    finally:
+        probe.close()
+    raise ConfigError(f"--listen {spec}: in use by another process (remove it only if that process is gone)")
 
 
 def describe(listeners: Listeners) -> List[str]:

@@ -14,12 +14,16 @@ from dataclasses import dataclass, field
 from typing import Dict, Mapping, Optional, Sequence
 
 from graceinit import signals, terminal
+from graceinit.config import ConfigError
 
 Environ = Dict[bytes, bytes]
 
 LISTEN_FDS_START = 3  # sd_listen_fds(3): passed sockets start at fd 3
 NOT_FOUND = 127
 NOT_EXECUTABLE = 126
+# sysexits.h EX_OSERR ("cannot fork", "cannot create pipe"): the system refused a process or
+# a descriptor. Not 70, which says graceinit has a bug.
+OS_REFUSED = 71
 
 
 class SpawnError(Exception):
@@ -77,6 +81,35 @@ def close_inherited_on_exec() -> None:
                 pass  # the listdir's own descriptor, already closed
 
 
+# Descriptors graceinit opens after its start-up checks: the signal pipe (2) and hooks'
+# stdin (1) for good; at any one time, a spawn's report pipe (2) or a file being read (1).
+# A child given --listen sockets also needs one copy of each while it moves them to fd 3+.
+DESCRIPTORS_NEEDED_LATER = 5
+# Above this open-file limit there is room enough; below it, count (a few fstat calls).
+_LIMIT_WORTH_COUNTING = 256
+
+
+def check_open_file_limit(passed_sockets: int = 0) -> None:
+    """Raise ConfigError now if the open-file limit (`ulimit -n`) leaves graceinit too few
+    descriptors to run: better one line at start-up than a failure at the first hook."""
+    limit = os.sysconf("SC_OPEN_MAX")  # the soft RLIMIT_NOFILE; -1: unlimited
+    if limit < 0 or limit >= _LIMIT_WORTH_COUNTING:
+        return
+    in_use = 0
+    for fd in range(limit):
+        try:
+            os.fstat(fd)
+            in_use += 1
+        except OSError:
+            pass
+    needed = DESCRIPTORS_NEEDED_LATER + passed_sockets
+    if limit - in_use < needed:
+        raise ConfigError(
+            f"the open-file limit (ulimit -n) is {limit}: {in_use} descriptors are open and"
+            f" graceinit needs {needed} more"
+        )
+
+
 def resolve(name: str, environ: Mapping[bytes, bytes]) -> bytes:
     """Find a command the way a shell does, to report 127 and 126 before forking."""
     target = os.fsencode(name)
@@ -119,12 +152,21 @@ def spawn(
     executable = resolve(argv[0], environ)
     args = [os.fsencode(a) for a in argv]
     env = dict(environ)
-    report_r, report_w = os.pipe()  # close-on-exec: EOF tells the parent exec succeeded
+    try:
+        report_r, report_w = os.pipe()  # close-on-exec: EOF tells the parent exec succeeded
+    except OSError as error:
+        raise _refused(argv[0], error) from None
+    if pass_fds:
+        import fcntl  # noqa: F401  now: in the child, importing could need a descriptor too many
     mask = signals.block_all()  # the child must not run our handlers before exec
     try:
         pid = os.fork()
         if pid == 0:
             _become(executable, args, env, session, stdio, pass_fds, report_w)  # never returns
+    except OSError as error:
+        os.close(report_r)
+        os.close(report_w)
+        raise _refused(argv[0], error) from None
     finally:
         signals.restore(mask)
     os.close(report_w)
@@ -193,6 +235,33 @@ def _read_all(fd: int) -> bytes:
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
+
+
+def _refused(name: str, error: OSError) -> SpawnError:
+    """The system would not give a process (fork: EAGAIN, ENOMEM) or a descriptor (EMFILE,
+    ENFILE) to start `name` with."""
+    reason = error.strerror or str(error)
+    if error.errno == errno.EAGAIN:
+        reason += " (process limit reached: RLIMIT_NPROC or the pids cgroup's pids.max)"
+    elif error.errno in (errno.EMFILE, errno.ENFILE):
+        reason += " (open-file limit reached)"
+    return SpawnError(OS_REFUSED, f"cannot start {name!r}: {reason}")
+
+
+def empty_stdin() -> int:
+    """A descriptor that reads as end of file, for hooks' stdin: /dev/null, or where there
+    is none (a tmpfs over /dev), a pipe nobody will ever write to. Close-on-exec; raises
+    SpawnError when even a pipe cannot be had."""
+    try:
+        return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        pass
+    try:
+        read_end, write_end = os.pipe()
+    except OSError as error:
+        raise _refused("a hook", error) from None
+    os.close(write_end)
+    return read_end
 
 
 def _exec_error(name: str, stage: str, code: int) -> SpawnError:

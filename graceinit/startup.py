@@ -38,6 +38,7 @@ def run(args: List[str]) -> int:
             hooks.validate(phase, phase_hooks, environ)
         child_output = output.prepare(config)
         listeners, notify = _sockets(config)
+        spawn.check_open_file_limit(len(config.listen))
     except ConfigError as error:
         log.error(str(error), event="usage_error")
         return USAGE_ERROR
@@ -63,17 +64,37 @@ def run(args: List[str]) -> int:
 
 def _ensure_standard_fds() -> None:
     """With fd 0, 1 or 2 closed, the next pipe graceinit opens would take its number and the
-    child would write its output into graceinit's plumbing: fill the gaps with /dev/null."""
+    child would write its output into graceinit's plumbing: fill the gaps with /dev/null.
+
+    Without /dev/null (a tmpfs over /dev): a closed stdin becomes an empty pipe (it reads as
+    end of file, as /dev/null does); a closed stdout or stderr stays closed for the child,
+    as graceinit got it, its number held by a close-on-exec placeholder."""
     for fd in (0, 1, 2):
         try:
             os.fstat(fd)
         except OSError:
-            null = os.open(os.devnull, os.O_RDWR)
-            if null == fd:
-                os.set_inheritable(fd, True)
-            else:
-                os.dup2(null, fd)
-                os.close(null)
+            try:
+                _fill_standard_fd(fd)
+            except OSError:
+                pass  # not even a pipe to be had: the open-file limit check says so later
+
+
+def _fill_standard_fd(fd: int) -> None:
+    inheritable = True
+    try:
+        filler = os.open(os.devnull, os.O_RDWR)
+    except OSError:
+        if fd == 0:
+            filler, write_end = os.pipe()
+            os.close(write_end)
+        else:
+            filler = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # writes: EBADF
+            inheritable = False
+    if filler == fd:
+        os.set_inheritable(fd, inheritable)
+    else:
+        os.dup2(filler, fd, inheritable=inheritable)
+        os.close(filler)
 
 
 def _sockets(config: Config) -> Tuple[Optional[Any], Optional[Any]]:

@@ -154,7 +154,7 @@ class LinuxSystem:
 
     def spawn_hook(self, argv: Sequence[str], environ: Environ) -> Proc:
         if self._devnull is None:
-            self._devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            self._devnull = spawn.empty_stdin()
         return spawn.spawn(argv, environ, Session.NEW, (self._devnull, None, None))
 
     def suspend_with(self, pgid: int) -> None:
