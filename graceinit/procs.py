@@ -114,9 +114,23 @@ def alive(pid: int) -> bool:
 
 
 def stopped(pid: int) -> bool:
-    """True while pid is stopped by a signal (state T)."""
+    """True while pid is stopped by a signal (state T). True as well when /proc is not
+    graceinit's: a SIGCONT to one of its own children harms nothing, a stopped one needs it."""
+    if not proc_is_ours():
+        return True
     fields = _stat_fields(pid)
     return bool(fields) and fields[0] == b"T"
+
+
+def exists(pid: int) -> bool:
+    """Whether pid is still there (a zombie counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass  # EPERM: there, but not ours to signal
+    return True
 
 
 def ancestry(pid: int) -> List[int]:

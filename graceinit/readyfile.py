@@ -11,7 +11,8 @@ import os
 
 
 def create(path: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+    # O_NONBLOCK: a FIFO put at the path would otherwise block the loop until a reader comes.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
     os.close(fd)
 
 

@@ -84,7 +84,11 @@ class Supervisor:
         # Orphans' exits are reaped by the system without an event unless they are logged.
         ours = None if self._report.enabled(DEBUG) else self._facts.procs
         deadline: Optional[float] = None
-        events: List[Event] = []
+        # What arrived while graceinit started (a stop signal during a slow --stdout FIFO
+        # open) is read before the life cycle acts: a stopped container never starts the app.
+        events: List[Event] = self._system.wait(0.0, ours)
+        for event in events:
+            self._handle(event)
         while True:
             now = self._system.now()
             if events or (deadline is not None and now >= deadline) or not main.started:

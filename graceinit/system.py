@@ -221,4 +221,4 @@ class LinuxSystem:
         return procs.ancestry(pid)
 
     def exists(self, pid: int) -> bool:
-        return os.path.exists(f"/proc/{pid}")
+        return procs.exists(pid)

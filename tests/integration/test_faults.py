@@ -25,6 +25,9 @@ import pytest
 
 from helpers import PID1_PREFIX, PYTHON, faults, procfs
 
+# A Python another user can run: the test's own may sit under /root (mode 0700).
+OTHERS_PYTHON = next((path for path in ("/usr/bin/python3", PYTHON) if os.path.exists(path)), PYTHON)
+
 pytestmark = pytest.mark.timeout(60)
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
@@ -115,8 +118,6 @@ def test_fifo_without_reader_waits_but_a_stop_signal_ends_it(procs, graceinit_bi
     assert "no reader" in err and option in err, err
 
 
-@pytest.mark.xfail(reason="needs the rebuilt start-up (issue 10 item 3): a stop signal pending"
-                   " before the app is spawned must be seen before spawning it", strict=False)
 def test_stop_signal_while_waiting_for_a_fifo_reader_never_starts_the_app(procs, graceinit_bin,
                                                                           tmp_path):
     fifo = str(tmp_path / "log.fifo")
@@ -310,7 +311,9 @@ def test_good_ready_file_still_works_and_replaces_a_stale_one(procs, graceinit_b
     sup.send(signal.SIGTERM)
     assert sup.wait(timeout=10) == 128 + signal.SIGTERM
     assert not ready.exists()
-    assert sup.stderr_text(timeout=5) == ""
+    said = [line for line in sup.stderr_text(timeout=5).splitlines()
+            if not line.startswith("[graceinit] termination report:")]
+    assert said == [], said
 
 
 # --- item 8: unreadable hook directories -------------------------------------------------
@@ -567,7 +570,6 @@ def _stop_contract(sup, post_marker, grace, started_at=None):
 
 
 @needs_root
-@pytest.mark.xfail(reason="needs the rebuilt fallback (issue 8)", strict=False)
 def test_disk_full_when_the_ready_file_is_created_at_run_time(procs, graceinit_bin, tmp_path):
     disk = tmp_path / "disk"
     disk.mkdir()
@@ -587,7 +589,6 @@ def test_disk_full_when_the_ready_file_is_created_at_run_time(procs, graceinit_b
 
 
 @needs_root
-@pytest.mark.xfail(reason="needs the rebuilt fallback (issue 8)", strict=False)
 def test_ready_file_directory_becomes_unwritable_for_a_non_root_user(procs, graceinit_bin,
                                                                     shared_tmp, other_user):
     ready_dir = os.path.join(shared_tmp, "ready.d")
@@ -597,7 +598,7 @@ def test_ready_file_directory_becomes_unwritable_for_a_non_root_user(procs, grac
     post = os.path.join(shared_tmp, "post-ran")
     argv = other_user() + [
         graceinit_bin, "--notify", "--ready-file", os.path.join(ready_dir, "ready"),
-        "--grace-period", "2", "--post-hook", "touch " + post, "--", PYTHON, "-c", NOTIFY_APP]
+        "--grace-period", "2", "--post-hook", "touch " + post, "--", OTHERS_PYTHON, "-c", NOTIFY_APP]
     sup = procs.start(argv)
     sup.stdout.wait_for("waiting", timeout=15)
     os.chown(ready_dir, 0, 0)  # passed the start-up check; now root's
@@ -611,7 +612,6 @@ def test_ready_file_directory_becomes_unwritable_for_a_non_root_user(procs, grac
 
 @needs_root
 @needs_cgroup
-@pytest.mark.xfail(reason="needs the rebuilt fallback (issue 8)", strict=False)
 def test_process_limit_reached_when_the_stop_hook_must_start(procs, graceinit_bin, pid1,
                                                             tmp_path):
     post = str(tmp_path / "post-ran")
