@@ -7,14 +7,26 @@ before then: every stop deadline is capped so that they still do.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every container start: annotations only
+    from typing import Optional
 
 
-class Budget(NamedTuple):
+class Budget:
     """The budget, and the part of it reserved for after the child has gone."""
 
-    seconds: Optional[float]  # None: no budget, nothing is capped
-    reserved_after_child: float  # leftover grace + post hooks x hook timeout
+    __slots__ = ("seconds", "reserved_after_child")
+
+    def __init__(self, seconds: Optional[float], reserved_after_child: float) -> None:
+        self.seconds = seconds  # None: no budget, nothing is capped
+        self.reserved_after_child = reserved_after_child  # leftover grace + post hooks x hook timeout
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Budget) and (self.seconds, self.reserved_after_child) == (
+            other.seconds, other.reserved_after_child)
+
+    def __repr__(self) -> str:
+        return f"Budget({self.seconds!r}, {self.reserved_after_child!r})"
 
     def cap(self, deadline: Optional[float], stopped_at: Optional[float]) -> Optional[float]:
         """`deadline` (None: none), moved earlier if it would eat the reserved time."""

@@ -8,15 +8,23 @@ in the same wake-up count exactly like two read one second apart.
 
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple, Optional
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every container start: annotations only
+    from typing import Dict, List, Optional
 
 from graceinit.spawn import Proc
 
 
-class StopRequest(NamedTuple):
-    signum: int
-    count: int  # 1 for the first stop signal, 2 for the second, ...
-    at: float  # monotonic seconds
+class StopRequest:
+    """A stop signal: its number, its count (1 for the first, 2 for the second, ...) and
+    when it arrived (monotonic seconds)."""
+
+    __slots__ = ("signum", "count", "at")
+
+    def __init__(self, signum: int, count: int, at: float) -> None:
+        self.signum = signum
+        self.count = count
+        self.at = at
 
 
 class Facts:

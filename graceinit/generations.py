@@ -8,11 +8,15 @@ graceinit's; every generation still running is stopped by the stop sequence.
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Set
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every container start: annotations only
+    from typing import Callable, List, Optional, Set
+
+    from graceinit.waits import Steps
 
 from graceinit.config import exit_status
 from graceinit.spawn import Proc, SpawnError
-from graceinit.waits import Steps, Wait
+from graceinit.waits import Wait
 
 
 class Generations:

@@ -18,7 +18,12 @@ whole life against a fake one.
 from __future__ import annotations
 
 import signal
-from typing import Any, Callable, List, Optional, Sequence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every container start: annotations only
+    from typing import Any, Callable, List, Optional, Sequence
+
+    from graceinit.waits import Steps
 
 from graceinit import hooks
 from graceinit.budget import Budget, budget_for
@@ -29,7 +34,7 @@ from graceinit.log import DEBUG, ERROR, INFO, NOTICE, WARNING
 from graceinit.report import Reporter, StopRecord, termination_message
 from graceinit.spawn import Environ, Proc, SpawnError
 from graceinit.terminate import EXITED, NEVER, Escalation, Pids, Procs, terminate
-from graceinit.waits import Steps, Wait
+from graceinit.waits import Wait
 
 INTERNAL_ERROR = 70
 HOOK_TIMED_OUT = 124

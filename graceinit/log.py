@@ -15,7 +15,10 @@ from __future__ import annotations
 import os
 import signal
 import time
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every container start: annotations only
+    from typing import Any
 
 # NOTICE: shown by default like a warning, but not one (the termination report).
 ERROR, WARNING, NOTICE, INFO, DEBUG = 0, 1, 2, 3, 4

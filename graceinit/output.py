@@ -7,8 +7,10 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
-from typing import List, Optional, Tuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every container start: annotations only
+    from typing import List, Optional, Tuple
 
 from graceinit import log
 from graceinit.config import Config, ConfigError
@@ -16,12 +18,14 @@ from graceinit.config import Config, ConfigError
 LOG_FILE_MODE = 0o640
 
 
-@dataclass(frozen=True)
 class ChildOutput:
     """Descriptors for the child's fds 0-2 (None: inherit graceinit's)."""
 
-    stdout: Optional[int] = None
-    stderr: Optional[int] = None
+    __slots__ = ("stdout", "stderr")
+
+    def __init__(self, stdout: Optional[int] = None, stderr: Optional[int] = None) -> None:
+        self.stdout = stdout
+        self.stderr = stderr
 
     @property
     def stdio(self) -> Tuple[Optional[int], Optional[int], Optional[int]]:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
-from typing import List, Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every container start: annotations only
+    from typing import List, Optional
 
 from graceinit import log
 

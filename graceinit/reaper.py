@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
-from typing import List, Tuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every container start: annotations only
+    from typing import List, Tuple
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36

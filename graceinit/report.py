@@ -7,15 +7,17 @@ writes through log.py (text or JSON); unit tests give the supervisor one that re
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every container start: annotations only
+    from typing import Any, Dict, List, Optional
 
 from graceinit import log
 from graceinit.log import DEBUG, ERROR, INFO, WARNING
 
-try:
+if TYPE_CHECKING:
     from typing import Protocol
-except ImportError:  # pragma: no cover - Python < 3.8 is not supported anyway
-    Protocol = object  # type: ignore[assignment,misc]
+else:
+    Protocol = object  # at run time the protocols are plain documentation
 
 LEVELS = {"error": ERROR, "warning": WARNING, "info": INFO, "debug": DEBUG}
 

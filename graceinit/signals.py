@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Iterable, List, Set
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every container start: annotations only
+    from typing import Iterable, List, Set
 
 # Never catchable.
 _UNCATCHABLE = {signal.SIGKILL, signal.SIGSTOP}

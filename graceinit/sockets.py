@@ -14,7 +14,10 @@ import socket
 import struct
 import tempfile
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every container start: annotations only
+    from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from graceinit.config import ConfigError, Listen
 

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass, field
-from typing import Dict, Mapping, Optional, Sequence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every container start: annotations only
+    from typing import Dict, Mapping, Optional, Sequence
+
+    Environ = Dict[bytes, bytes]
+else:
+    Environ = dict
 
 from graceinit import signals, terminal
 from graceinit.config import ConfigError
-
-Environ = Dict[bytes, bytes]
 
 LISTEN_FDS_START = 3  # sd_listen_fds(3): passed sockets start at fd 3
 NOT_FOUND = 127
@@ -32,18 +36,24 @@ class SpawnError(Exception):
         self.status = status
 
 
-@dataclass
 class Proc:
-    """A process graceinit started and waits for."""
+    """A process graceinit started and waits for (one object per process: compared by
+    identity)."""
 
-    pid: int
-    pgid: int  # 0 when it shares graceinit's process group
-    argv: Sequence[str]
-    wait_status: Optional[int] = field(default=None)
+    __slots__ = ("pid", "pgid", "argv", "wait_status")
+
+    def __init__(self, pid: int, pgid: int, argv: Sequence[str], wait_status: Optional[int] = None) -> None:
+        self.pid = pid
+        self.pgid = pgid  # 0 when it shares graceinit's process group
+        self.argv = argv
+        self.wait_status = wait_status  # set once it has been reaped
 
     @property
     def running(self) -> bool:
         return self.wait_status is None
+
+    def __repr__(self) -> str:
+        return f"Proc(pid={self.pid}, pgid={self.pgid}, argv={self.argv!r}, wait_status={self.wait_status})"
 
 
 def original_environ() -> Environ:

@@ -13,7 +13,11 @@ hooks -> exit with the child's status.
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every container start: annotations only
+    from typing import Any, List, Optional
+
+    from graceinit.waits import Steps
 
 from graceinit import hooks
 from graceinit.config import Config, exit_status, signal_name
@@ -27,7 +31,7 @@ from graceinit.signals import STOP_SIGNALS
 from graceinit.spawn import Environ
 from graceinit.system import System
 from graceinit.terminate import Procs, terminate
-from graceinit.waits import Steps, Wait
+from graceinit.waits import Wait
 
 __all__ = ["Supervisor", "INTERNAL_ERROR", "HOOK_TIMED_OUT"]
 

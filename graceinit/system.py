@@ -9,12 +9,15 @@ import os
 import select
 import signal
 import time
-from typing import TYPE_CHECKING, Container, Dict, List, Optional, Sequence
 
-try:
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every container start: annotations only
+    from typing import Container, Dict, List, Optional, Sequence
+
+if TYPE_CHECKING:
     from typing import Protocol
-except ImportError:  # pragma: no cover - Python < 3.8 is not supported anyway
-    Protocol = object  # type: ignore[assignment,misc]
+else:
+    Protocol = object  # at run time the protocols are plain documentation
 
 from graceinit import procs, readyfile, reaper, spawn, terminal
 from graceinit.events import Event, Exited, Gone, Notified, Signal, Stopped

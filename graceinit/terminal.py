@@ -5,7 +5,10 @@ from __future__ import annotations
 import enum
 import os
 import signal
-from typing import List, Tuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every container start: annotations only
+    from typing import List, Tuple
 
 
 class Session(enum.Enum):

@@ -7,15 +7,20 @@ processes all go through `terminate`; only what they are (`Targets`) differs.
 from __future__ import annotations
 
 import signal
-from typing import Callable, List, Optional, Sequence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every container start: annotations only
+    from typing import Callable, List, Optional, Sequence
+
+    from graceinit.waits import Steps
 
 from graceinit.spawn import Proc
-from graceinit.waits import Steps, Wait
+from graceinit.waits import Wait
 
-try:
+if TYPE_CHECKING:
     from typing import Protocol
-except ImportError:  # pragma: no cover - Python < 3.8 is not supported anyway
-    Protocol = object  # type: ignore[assignment,misc]
+else:
+    Protocol = object  # at run time the protocols are plain documentation
 
 # How long to wait for a SIGKILLed process to be gone before going on without it: a process
 # stuck in the kernel (D state, a dead NFS server) cannot be hurried, and the sequence must

@@ -7,16 +7,22 @@ and resumes it with True once `done()` holds, or with False once the deadline ha
 
 from __future__ import annotations
 
-from typing import Callable, Generator, NamedTuple, Optional, TypeVar
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every container start: annotations only
+    from typing import Callable, Generator, Optional, TypeVar
 
-T = TypeVar("T")
+    T = TypeVar("T")
+    Steps = Generator["Wait", bool, T]
 
 
-class Wait(NamedTuple):
+class Wait:
     """Resume when `done()` holds (sent True) or at `deadline`, monotonic seconds (False)."""
 
-    done: Callable[[], bool]
-    deadline: Optional[float] = None
+    __slots__ = ("done", "deadline")
 
+    def __init__(self, done: Callable[[], bool], deadline: Optional[float] = None) -> None:
+        self.done = done
+        self.deadline = deadline
 
-Steps = Generator[Wait, bool, T]
+    def __repr__(self) -> str:
+        return f"Wait({self.done!r}, {self.deadline!r})"
