@@ -63,10 +63,11 @@ def pytest_deselected(items):
         if item.get_closest_marker("compare"):
             why = ("comparison runs of the same tests against tini, dumb-init and a naive init, "
                    "which show each test can fail (--compare runs them)")
-        elif item.get_closest_marker("e2e"):
+        elif item.get_closest_marker("e2e") and "not e2e" in (item.config.getoption("-m") or ""):
             why = "podman end-to-end tests (-m e2e runs them; scripts/test.sh does on one Python)"
         else:
-            why = "by -m/-k"
+            why = "by -m/-k %s" % " ".join(filter(None, (item.config.getoption("-m"),
+                                                          item.config.getoption("-k"))))
         _DESELECTED[why] = _DESELECTED.get(why, 0) + 1
 
 
