@@ -349,10 +349,19 @@ def runnable(example: Example, graceinit: Path, tmp_path: Path) -> Runnable:
         if not program.exists():
             pytest.skip(f"{example.where}: {app[0]} is not installed here")
         app = [str(program), *app[1:]]
+        if "--no-control-socket" in app and gunicorn_version() < (25,):
+            pytest.skip(f"{example.where}: --no-control-socket needs gunicorn >= 25 (this Python has "
+                        f"{'.'.join(map(str, gunicorn_version()))})")
     else:
         app = [sys.executable, "-c", STAND_IN]
     env.setdefault("PYTHONUNBUFFERED", "1")
     return Runnable([str(graceinit), *options, "--", *app], env, tmp_path, port, status)
+
+
+def gunicorn_version() -> Tuple[int, ...]:
+    from importlib.metadata import version
+
+    return tuple(int(part) for part in re.findall(r"\d+", version("gunicorn"))[:3])
 
 
 def remapped(status: int, example: Example) -> int:
