@@ -3,17 +3,25 @@
 #
 #   ./scripts/test.sh            # what CI runs; extra arguments go to pytest
 #
-# Installs what the tests need (tini and dumb-init to compare against, podman for the
+# Installs what the tests need with apt (tini and dumb-init, which the comparison tests run the
+# same tests against to show that each test can fail; podman, runc and debootstrap for the
 # container end-to-end test), makes one virtualenv per Python under .venvs/, and runs the
 # suite on the default python3 and, when pyenv has them, on the oldest (3.9) and newest (3.13)
 # supported versions. GRACEINIT_TEST_PYTHONS overrides the list (space-separated paths).
+# The comparison and end-to-end tests run once, on the default python3: the other Pythons
+# deselect them (pytest says so in one line at the end).
+#
+# Needs root (or sudo): apt, PID namespaces (unshare) and rootful podman. Leaves behind: the
+# apt packages, .venvs/py3.*, and the end-to-end test's Debian base image, built once with
+# debootstrap and kept in /var/cache/graceinit-e2e/ (~200 MB; see tests/e2e/SETUP.md).
+# GRACEINIT_SKIP_E2E=1 skips podman and that image.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 need_packages=()
-for tool in tini:tini dumb-init:dumb-init unshare:util-linux script:bsdutils bash:bash gcc:gcc; do
+for tool in tini:tini dumb-init:dumb-init unshare:util-linux bash:bash; do
     command -v "${tool%%:*}" >/dev/null || need_packages+=("${tool##*:}")
 done
 if [ "${GRACEINIT_SKIP_E2E:-0}" != 1 ]; then
@@ -53,10 +61,16 @@ for python in "${pythons[@]}"; do
     echo "== Python $version ($python)"
     [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]'
-    marks=()
-    # The container end-to-end test builds an image: once, on the default Python, is enough.
-    [ $first = 1 ] || marks=(-m "not e2e")
-    "$venv/bin/python" -m pytest "${marks[@]}" "$@" || failed=1
+    # The comparison tests (the same tests against tini, dumb-init and a naive init, ~4 min) and
+    # the container end-to-end test (an image build) run once, on the default Python.
+    selection=()
+    if [ $first = 1 ]; then
+        selection+=(--compare)
+    fi
+    if [ $first != 1 ] || [ "${GRACEINIT_SKIP_E2E:-0}" = 1 ]; then
+        selection+=(-m "not e2e")
+    fi
+    "$venv/bin/python" -m pytest "${selection[@]}" "$@" || failed=1
     first=0
 done
 exit $failed

@@ -55,6 +55,28 @@ def pytest_collection_modifyitems(config, items):
         items[:] = keep
 
 
+_DESELECTED = {}  # why -> how many, for the one line at the end of the run
+
+
+def pytest_deselected(items):
+    for item in items:
+        if item.get_closest_marker("compare"):
+            why = ("comparison runs of the same tests against tini, dumb-init and a naive init, "
+                   "which show each test can fail (--compare runs them)")
+        elif item.get_closest_marker("e2e") and "not e2e" in (item.config.getoption("-m") or ""):
+            why = "podman end-to-end tests (-m e2e runs them; scripts/test.sh does on one Python)"
+        else:
+            why = "by -m/-k %s" % " ".join(filter(None, (item.config.getoption("-m"),
+                                                          item.config.getoption("-k"))))
+        _DESELECTED[why] = _DESELECTED.get(why, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _DESELECTED:
+        terminalreporter.write_line("deselected: " + "; ".join(
+            "%d %s" % (count, why) for why, count in _DESELECTED.items()))
+
+
 @pytest.fixture(scope="session")
 def graceinit_bin():
     path = Path(sys.executable).with_name("graceinit")

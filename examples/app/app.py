@@ -22,6 +22,7 @@ Signals:
 
 Environment:
   PORT               listen port (default 8080)
+  HOST               listen address (default 0.0.0.0, every interface)
   APP_IGNORE_SIGTERM=1  misbehave: ignore SIGTERM (to watch graceinit's --grace-period SIGKILL)
 """
 
@@ -99,7 +100,7 @@ class Handler(BaseHTTPRequestHandler):
 
 def main() -> int:
     port = int(os.environ.get("PORT", "8080"))
-    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    server = ThreadingHTTPServer((os.environ.get("HOST", "0.0.0.0"), port), Handler)
     server.daemon_threads = False  # server_close() then waits for in-flight requests
     stopping = threading.Event()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Iterator, List
@@ -59,13 +58,13 @@ def podman() -> Iterator[Podman]:
 
 @pytest.fixture(scope="session")
 def example_image(podman: Podman) -> str:
-    """Dockerfile.example built with the graceinit wheel from this checkout."""
+    """Dockerfile.example built from this checkout with README's command (graceinit's wheel is
+    made from the source by the Dockerfile's first stage)."""
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="graceinit-e2e-build-") as workdir:
-        try:
-            image = build_example_image(podman, Path(workdir))
-        except E2EError as error:
-            pytest.fail(str(error), pytrace=False)
+    try:
+        image = build_example_image(podman)
+    except E2EError as error:
+        pytest.fail(str(error), pytrace=False)
     log(f"built {image} in {time.monotonic() - started:.1f}s")
     return image
 

@@ -20,7 +20,7 @@ from typing import Callable, Dict, List, Sequence
 
 import pytest
 
-from podman_helpers import REPO, E2EError, Podman, timed, wait_until
+from podman_helpers import BUILD_COMMAND, REPO, E2EError, Podman, timed, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]  # the first test pays for the build
 
@@ -58,6 +58,13 @@ def file_exists(podman: Podman, name: str, path: str) -> bool:
 
 
 # --------------------------------------------------------------------------- the image itself
+
+
+def test_the_build_is_the_one_readme_documents() -> None:
+    """example_image runs README's build command (plus the offline build arguments)."""
+    documented = " ".join(["podman", *BUILD_COMMAND]).replace("localhost/graceinit-example:e2e", "graceinit-example")
+    assert documented in (REPO / "README.md").read_text()
+    assert documented.replace("podman ", "", 1) in (REPO / "Dockerfile.example").read_text()
 
 
 def test_image_is_configured_as_documented(podman: Podman, example_image: str) -> None:
@@ -395,3 +402,72 @@ def test_kubernetes_example_settings_fit_and_work_in_the_image(
     assert not [line for line in lines if line.startswith("[graceinit]")], "no warning: the settings fit the budget"
     assert index(lines, r"^\[stop-hook\]") < index(lines, r"drained, exiting 0") < index(lines, r"^\[post-hook\] .*exit_code=0")
     assert 4.5 <= took[0] < grace, f"stop took {took[0]:.1f}s: the 5 s stop delay, well inside the {grace} s"
+
+
+# --------------------------------------------------------------------------- the Compose example
+
+
+def compose_settings() -> Dict[str, str]:
+    """The service's environment, stop_grace_period and stop_signal in
+    examples/compose/compose.yaml (regular expressions, like kubernetes_settings)."""
+    text = (REPO / "examples" / "compose" / "compose.yaml").read_text()
+    settings = dict(re.findall(r"^ +(GRACEINIT_\w+): *\"?([^\"\n]*?)\"? *(?:#.*)?$", text, re.MULTILINE))
+    settings["stop_grace_period"] = re.search(r"stop_grace_period: *(\d+)s", text).group(1)
+    settings["stop_signal"] = re.search(r"stop_signal: *(\S+)", text).group(1)
+    assert re.search(r"dockerfile: *Dockerfile\.example", text), "the service builds Dockerfile.example"
+    return settings
+
+
+def slow_client(seconds: float) -> str:
+    return f"""
+import urllib.request
+try:
+    r = urllib.request.urlopen("http://127.0.0.1:8080/slow?seconds={seconds:g}", timeout=60)
+    print(r.status, r.read().decode().strip(), flush=True)
+except Exception as error:
+    print(type(error).__name__, flush=True)
+"""
+
+
+@pytest.mark.parametrize("stop_timeout", ["compose", "podman-default"])
+def test_compose_example_stop_grace_period_covers_a_long_drain(
+        podman: Podman, example_image: str, container_name: NameFactory, stop_timeout: str) -> None:
+    """The Compose service's settings, run as Compose runs them (its stop_grace_period becomes
+    the container's stop timeout, its stop_signal the stop signal), with a 14 s request in flight
+    when the stop begins: the 5 s stop delay, then the drain, ~14 s in all. With stop_grace_period the request
+    completes, the post hook runs and the container exits 0. The control, podman's default 10 s
+    (what Compose uses without stop_grace_period), SIGKILLs everything in the middle: the
+    request fails, no post hook, 137."""
+    settings = compose_settings()
+    grace = int(settings.pop("stop_grace_period"))
+    stop_signal = settings.pop("stop_signal")
+    env = {key: value for key, value in settings.items() if key.startswith("GRACEINIT_")}
+    assert env["GRACEINIT_TERMINATION_BUDGET"] == f"{grace}s"
+    name = container_name("compose")
+    options = [f"--stop-signal={stop_signal}"]
+    if stop_timeout == "compose":
+        options.append(f"--stop-timeout={grace}")
+    start(podman, example_image, name, env=env, options=options)
+    client = podman.popen_in_netns(name, slow_client(14))
+    try:
+        podman.wait_for_log(name, r"slow request started", timeout=20)
+        with timed() as took:
+            podman("stop", name, timeout=grace + 30, check=False)  # no -t: the container's own
+        out, err = client.communicate(timeout=30)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait(10)
+    lines = podman.log_lines(name)
+    if stop_timeout == "compose":
+        assert out.strip() == "200 slept 14s", (out, err)
+        assert podman.exit_code(name) == 0
+        assert not [line for line in lines if line.startswith("[graceinit]")], "no warning"
+        assert index(lines, r"^\[stop-hook\]") < index(lines, r"drained, exiting 0") < \
+            index(lines, r"^\[post-hook\] .*exit_code=0")
+        assert 12.5 <= took[0] < grace, f"stop took {took[0]:.1f}s"
+    else:
+        assert out.strip() != "200 slept 14s", (out, err)
+        assert podman.exit_code(name) == 137
+        assert not any(line.startswith("[post-hook]") for line in lines), "SIGKILLed before the post hook"
+        assert 9 <= took[0] < 12.5, f"stop took {took[0]:.1f}s"
