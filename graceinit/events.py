@@ -1,54 +1,80 @@
 """What the event loop wakes up for. The system produces these; the supervisor consumes.
 
-Named tuples from `collections` (already loaded by `signal`'s enum), not `typing.NamedTuple`
-or dataclasses: the same shape at a fraction of the import cost, and every import here
-delays every container's start. Field types are in each docstring.
+Small classes with slots rather than dataclasses or named tuples: the same shape without the
+imports (`dataclasses`, `typing`, `collections`) that every container start would pay for.
 """
 
 from __future__ import annotations
 
-from collections import namedtuple
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs every container start: annotations only
-    from typing import Union
+    from typing import Any, Mapping, Optional, Tuple, Union
 
 
-class Signal(namedtuple("Signal", "signum")):
-    """A signal was delivered to graceinit (never SIGCHLD: that becomes Exited events).
-    signum: int."""
+class _Fact:
+    __slots__: Tuple[str, ...] = ()
 
-    __slots__ = ()
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and all(
+            getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, *(repr(getattr(self, name)) for name in self.__slots__)))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({fields})"
 
 
-class Exited(namedtuple("Exited", "pid wait_status")):
-    """A child of graceinit was reaped. pid: int; wait_status: int (as waitpid gives it)."""
+class Signal(_Fact):
+    """A signal was delivered to graceinit (never SIGCHLD: that becomes Exited events)."""
 
-    __slots__ = ()
+    __slots__ = ("signum",)
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
 
 
-class Stopped(namedtuple("Stopped", "pid")):
+class Exited(_Fact):
+    """A child of graceinit was reaped."""
+
+    __slots__ = ("pid", "wait_status")
+
+    def __init__(self, pid: int, wait_status: int) -> None:
+        self.pid = pid
+        self.wait_status = wait_status
+
+
+class Stopped(_Fact):
     """A child of graceinit was stopped (Ctrl-Z); reported only when the child shares
-    graceinit's terminal session, where graceinit must follow it into the background.
-    pid: int."""
+    graceinit's terminal session, where graceinit must follow it into the background."""
 
-    __slots__ = ()
+    __slots__ = ("pid",)
 
-
-class Gone(namedtuple("Gone", "pid")):
-    """A watched process that is not our child has died. pid: int."""
-
-    __slots__ = ()
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
 
 
-class Notified(namedtuple("Notified", "sender fields")):
-    """A message on the notify socket (sd_notify: READY=1, STATUS=..., ...).
-    sender: Optional[int], the sending process from its credentials; fields: Mapping[str, str]."""
+class Gone(_Fact):
+    """A watched process that is not our child has died."""
 
-    __slots__ = ()
+    __slots__ = ("pid",)
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+
+class Notified(_Fact):
+    """A message on the notify socket (sd_notify: READY=1, STATUS=..., ...)."""
+
+    __slots__ = ("sender", "fields")
+
+    def __init__(self, sender: Optional[int], fields: Mapping[str, str]) -> None:
+        self.sender = sender  # the sending process, from its credentials
+        self.fields = fields
 
 
 if TYPE_CHECKING:
     Event = Union[Signal, Exited, Stopped, Gone, Notified]
 else:
-    Event = tuple  # every event is a named tuple
+    Event = _Fact

@@ -17,7 +17,7 @@ whole life against a fake one.
 
 from __future__ import annotations
 
-import signal
+import _signal as signal  # the C module: `signal` would import enum (every start pays)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs every container start: annotations only

@@ -13,7 +13,7 @@ lines and count them, never stop forwarding signals.
 from __future__ import annotations
 
 import os
-import signal
+import _signal as signal  # the C module: `signal` would import enum (every start pays)
 import time
 
 TYPE_CHECKING = False

@@ -101,7 +101,7 @@ def _open_unless_stopped(path: str, flags: int) -> Optional[int]:
     """A blocking open that SIGTERM or SIGINT interrupts (every other signal stays blocked
     and pending, for the child). Returns None when stopped, after making the stop signals
     pending again, so they are handled like any stop signal during start-up."""
-    import signal
+    import _signal as signal
 
     from graceinit.signals import STOP_SIGNALS
 

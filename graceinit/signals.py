@@ -9,7 +9,7 @@ which runs once per burst) keeps each queued real-time signal as its own event.
 from __future__ import annotations
 
 import os
-import signal
+import _signal as signal  # the C module: `signal` would import enum (every start pays)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs every container start: annotations only

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import os
 import select
-import signal
+import _signal as signal  # the C module: `signal` would import enum (every start pays)
 import time
 
 TYPE_CHECKING = False
@@ -79,7 +79,7 @@ class LinuxSystem:
     def __init__(
         self,
         inbox: SignalInbox,
-        session: Session,
+        session: str,
         child_output: ChildOutput,
         listeners: Optional[Listeners] = None,
         notify: Optional[NotifySocket] = None,

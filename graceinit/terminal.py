@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import enum
 import os
-import signal
+import _signal as signal  # the C module: `signal` would import enum (every start pays)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs every container start: annotations only
     from typing import List, Tuple
 
 
-class Session(enum.Enum):
+class Session:
+    """Where the child's process group lives (compared with `is`; a plain class rather than
+    an enum, whose import every container start would pay)."""
+
     SHARED = "shared"  # -g off: the child stays in graceinit's process group
     NEW = "new"  # own session; takes stdin as controlling tty if it is a free terminal
     FOREGROUND = "foreground"  # own process group, made the terminal's foreground group
 
 
-def prepare(process_group: bool) -> Tuple[Session, List[int]]:
+def prepare(process_group: bool) -> Tuple[str, List[int]]:
     """Choose the child's session and, if needed, hand over the controlling terminal.
 
     Must run while every signal is still blocked. Returns the mode and the signals that were
@@ -48,7 +50,7 @@ def prepare(process_group: bool) -> Tuple[Session, List[int]]:
     return Session.NEW, detach_blocked((signal.SIGHUP, signal.SIGCONT), os.getpid())
 
 
-def enter_in_child(session: Session) -> None:
+def enter_in_child(session: str) -> None:
     """Runs in the forked child before exec, with every signal blocked."""
     if session is Session.NEW:
         os.setsid()

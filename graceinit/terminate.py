@@ -6,7 +6,7 @@ processes all go through `terminate`; only what they are (`Targets`) differs.
 
 from __future__ import annotations
 
-import signal
+import _signal as signal  # the C module: `signal` would import enum (every start pays)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs every container start: annotations only
