@@ -231,18 +231,3 @@ def _name_of(path: str) -> str:
     """The path with its directories resolved but not its last component."""
     absolute = os.path.abspath(path)
     return os.path.join(os.path.realpath(os.path.dirname(absolute)), os.path.basename(absolute))
-
-
-# --- at run time ---------------------------------------------------------------------------
-
-
-def create_ready_file(path: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    os.close(fd)
-
-
-def remove_file(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
