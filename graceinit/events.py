@@ -8,7 +8,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs every container start: annotations only
-    from typing import Any, Mapping, Optional, Tuple, Union
+    from typing import Mapping, Optional, Tuple, Union
 
 
 class _Fact:

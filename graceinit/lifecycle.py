@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # typing costs every container start: annotations only
     from graceinit.waits import Steps
 
 from graceinit import hooks
+from graceinit.hooks import show
 from graceinit.budget import Budget, budget_for
 from graceinit.config import Argv, Config, death_signal, exit_status, signal_name
 from graceinit.facts import Facts
@@ -33,12 +34,10 @@ from graceinit.generations import Generations, Restart, restart
 from graceinit.log import DEBUG, ERROR, INFO, NOTICE, WARNING
 from graceinit.report import Reporter, StopRecord, termination_message
 from graceinit.spawn import Environ, Proc, SpawnError
-from graceinit.terminate import EXITED, NEVER, Escalation, Pids, Procs, terminate
+from graceinit.terminate import EXITED, Pids, Procs, terminate
 from graceinit.waits import Wait
 
 INTERNAL_ERROR = 70
-HOOK_TIMED_OUT = 124
-CANNOT_RUN = 126  # a hook that could not be started at all (no process slot, no descriptor)
 
 
 class Lifecycle:
@@ -85,8 +84,8 @@ class Lifecycle:
             if facts.stop is not None:
                 break
             if status != 0:
-                self._say(ERROR, "pre_hook_failed", f"pre hook {_show(argv)} failed with status {status}:"
-                          " not starting the child", command=_show(argv), status=status)
+                self._say(ERROR, "pre_hook_failed", f"pre hook {show(argv)} failed with status {status}:"
+                          " not starting the child", command=show(argv), status=status)
                 self.status = status
                 break
         if self.status is None and facts.stop is None:
@@ -156,8 +155,8 @@ class Lifecycle:
         self.facts.procs[child.pid] = child
         self.generations.current = child
         if self.report.enabled(INFO):  # quoting the command costs an import on the start-up path
-            self._say(INFO, "child_started", f"started {_show(self.config.command)} as pid {child.pid}",
-                      pid=child.pid, command=_show(self.config.command))
+            self._say(INFO, "child_started", f"started {show(self.config.command)} as pid {child.pid}",
+                      pid=child.pid, command=show(self.config.command))
         for signum in self.facts.early_signals:  # arrived while graceinit was starting
             self.forward(signum)
         self.facts.early_signals.clear()
@@ -374,7 +373,7 @@ class Lifecycle:
         for argv in hooks.commands(phase_hooks):
             status = yield from self._run_hook(phase, argv)
             if status != 0 and self.record is not None:
-                self.record.failed_hooks.append(_show(argv))
+                self.record.failed_hooks.append(show(argv))
         if self.record is not None:
             self.record.spent(record_as, self.system.now() - started)
 
@@ -389,43 +388,8 @@ class Lifecycle:
             exit_code=self.exit_status() if post else None,
             exit_signal=self._child_death_signal() if post else None,
         )
-        shown = _show(argv)
-        self._say(INFO, "hook_started", f"{phase} hook: {shown}", phase=phase, command=shown)
-        try:
-            hook = self.system.spawn_hook(argv, environ)
-        except SpawnError as error:
-            self._say(WARNING, "hook_failed", f"{phase} hook: {error}", phase=phase, command=shown,
-                      status=error.status)
-            return error.status
-        except OSError as error:  # no process slot or descriptor left: the sequence goes on
-            self._say(WARNING, "hook_failed", f"{phase} hook {shown}: cannot start: {error.strerror or error}",
-                      phase=phase, command=shown, status=CANNOT_RUN)
-            return CANNOT_RUN
-        self.facts.procs[hook.pid] = hook
-        self.facts.hook = hook
-        timeout = self.config.hook_timeout
-        deadline = None if timeout is None else self.system.now() + timeout
-        escalation: Escalation = _StopSignalsToHook(self.facts) if phase == "pre" else NEVER
-
-        def killing(reason: str) -> None:
-            self._say(WARNING, "hook_timed_out", f"{phase} hook {shown} still running after {timeout:g}s:"
-                      " killing it", phase=phase, command=shown, seconds=timeout)
-
-        try:
-            outcome = yield from terminate(self.system.now, self._procs(lambda: [hook], whole_group=True),
-                                           None, deadline, escalation, killing)
-        finally:
-            self.facts.hook = None
-        if outcome != EXITED:
-            return HOOK_TIMED_OUT
-        status = exit_status(hook.wait_status or 0)
-        if status != 0 and phase != "pre":
-            self._say(WARNING, "hook_failed", f"{phase} hook {shown} failed with status {status}; going on",
-                      phase=phase, command=shown, status=status)
-        else:
-            self._say(DEBUG, "hook_finished", f"{phase} hook {shown} exited with status {status}",
-                      phase=phase, command=shown, status=status)
-        return status
+        return (yield from hooks.run(self.system, self.facts, self.report, phase, argv, environ,
+                                     self.config.hook_timeout))
 
     # --- signals and statuses ------------------------------------------------------------
 
@@ -499,25 +463,3 @@ class _StopSignalsAgain:
         if self._seen >= 3:
             return signal.SIGKILL
         return self._rewrite(self._facts.stops[self._seen - 1].signum) or None
-
-
-class _StopSignalsToHook:
-    """During a pre hook: a stop signal goes to the hook, so it can abort."""
-
-    def __init__(self, facts: Facts) -> None:
-        self._facts = facts
-        self._seen = 0
-
-    def pending(self) -> bool:
-        return self._facts.stop_count > self._seen
-
-    def take(self) -> Optional[int]:
-        self._seen += 1
-        return self._facts.stops[self._seen - 1].signum
-
-
-def _show(argv: Sequence[str]) -> str:
-    import shlex
-
-    shown = " ".join(shlex.quote(arg) for arg in argv).replace("\n", "\\n")
-    return shown if len(shown) <= 200 else shown[:197] + "..."

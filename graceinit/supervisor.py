@@ -21,10 +21,11 @@ if TYPE_CHECKING:  # typing costs every container start: annotations only
 
 from graceinit import hooks
 from graceinit.config import Config, exit_status, signal_name
-from graceinit.events import Event, Exited, Gone, Notified, Signal, Stopped
+from graceinit.events import Event, Exited, Notified, Signal, Stopped
 from graceinit.facts import Facts, StopRequest
 from graceinit.generations import Generations
-from graceinit.lifecycle import HOOK_TIMED_OUT, INTERNAL_ERROR, Lifecycle, _show
+from graceinit.hooks import HOOK_TIMED_OUT, show
+from graceinit.lifecycle import INTERNAL_ERROR, Lifecycle
 from graceinit.log import DEBUG, ERROR, INFO, WARNING
 from graceinit.report import LogReporter, Reporter
 from graceinit.signals import STOP_SIGNALS
@@ -245,7 +246,7 @@ class Supervisor:
                     environ = hooks.environ_for(self._lifecycle.environ, "post", None, exit_code=code)
                     hook = system.spawn_hook(argv, environ)
                 except Exception as error:
-                    self._report.emit(WARNING, "hook_failed", f"post hook {_show(argv)}: {error}")
+                    self._report.emit(WARNING, "hook_failed", f"post hook {show(argv)}: {error}")
                     continue
                 facts.procs[hook.pid] = hook
                 deadline = None if config.hook_timeout is None else system.now() + config.hook_timeout
