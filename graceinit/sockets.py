@@ -113,10 +113,17 @@ def _remove_if_stale(spec: Listen) -> None:
 
 def describe(listeners: Listeners) -> List[str]:
     described = []
-    for name, sock in zip(listeners.names, listeners.sockets):
+    for fd, (name, sock) in enumerate(zip(listeners.names, listeners.sockets), start=3):
         address = sock.getsockname()
-        shown = address if isinstance(address, str) else f"{address[0]}:{address[1]}"
-        described.append(f"{name}={shown}")
+        if isinstance(address, str):
+            shown = f"unix:{address}"
+        elif ":" in address[0]:
+            shown = f"tcp://[{address[0]}]:{address[1]}"
+        else:
+            shown = f"tcp://{address[0]}:{address[1]}"
+        # "unknown" is what sd_listen_fds_with_names(3) reports for a socket given no name.
+        label = "no name" if name == "unknown" else f"named {name}"
+        described.append(f"{shown} (fd {fd}, {label})")
     return described
 
 

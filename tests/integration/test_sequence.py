@@ -188,3 +188,16 @@ def test_json_usage_error_is_one_json_line(gi):
     [line] = run.stderr_text().splitlines()
     record = json.loads(line)
     assert record["event"] == "usage_error" and "--stop-delay" in record["msg"]
+
+
+@pytest.mark.timeout(20)
+def test_log_wording_reads_naturally(gi):
+    # Issue 12 item 7: "SIGTERM received during running" and "listening on unknown=..." read badly.
+    run = gi.start(["-v", "--listen", "tcp://127.0.0.1:0", "--listen", "web=tcp://127.0.0.1:0"], gi.child())
+    gi.wait_event("child", "start", run=run)
+    run.signal(signal.SIGTERM)
+    assert run.wait(5) == 143, run.describe()
+    err = run.stderr_text()
+    assert "unknown=" not in err and "during running" not in err, err
+    assert "(fd 3, no name)" in err and "(fd 4, named web)" in err, err
+    assert "SIGTERM received while the child runs (stop signal #1)" in err, err
