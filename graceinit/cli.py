@@ -21,10 +21,12 @@ from graceinit.config import (
     Hooks,
     parse_duration,
     parse_exit_remap,
+    parse_cidr,
     parse_hook,
     parse_listen,
     parse_rewrite,
     parse_signal,
+    parse_stop_delay,
     signal_name,
 )
 
@@ -50,6 +52,8 @@ SIGNAL = _Parsed("signal", parse_signal)
 REWRITE = _Parsed("FROM:TO", parse_rewrite, splitter=",")
 EXIT_REMAP = _Parsed("FROM:TO", parse_exit_remap, splitter=",")
 DURATION = _Parsed("seconds", parse_duration)
+STOP_DELAY = _Parsed("seconds", parse_stop_delay)
+CIDR = _Parsed("CIDR", parse_cidr, splitter=",")
 GRACE = _Parsed("seconds", lambda text: _or_unlimited(parse_duration(text, allow_unlimited=True)))
 LISTEN = _Parsed("address", parse_listen, splitter=",")
 HOOK = _Parsed("command", lambda text: parse_hook(text) if text.strip() else None, splitter="\n")
@@ -91,8 +95,15 @@ _settings = dict(
 @click.option("--pre-hook-dir", metavar="DIR", help="Run every executable file in DIR, in name order, before the child.")
 @click.option("--stop-hook", type=HOOK, multiple=True, metavar="CMD",
               help="Run as soon as the stop signal arrives, before the stop delay. " + _HOOK_HELP)
-@click.option("--stop-delay", type=DURATION, default="0", metavar="SECONDS", show_default=True,
-              help="Keep the child serving this long after the stop signal, then forward it.")
+@click.option("--stop-delay", type=STOP_DELAY, default="0", metavar="SECONDS|auto", show_default=True,
+              help="Keep the child serving this long after the stop signal, then forward it;"
+              " auto: until requests to it stop arriving.")
+@click.option("--stop-delay-min", type=DURATION, default="0", metavar="SECONDS", show_default=True,
+              help="With --stop-delay auto: wait at least this long.")
+@click.option("--stop-delay-max", type=DURATION, default="30", metavar="SECONDS", show_default=True,
+              help="With --stop-delay auto: wait at most this long.")
+@click.option("--drain-ignore", type=CIDR, multiple=True, metavar="CIDR[,...]",
+              help="With --stop-delay auto: requests from these peers do not count (probes).")
 @click.option("--grace-period", type=GRACE, metavar="SECONDS", show_default="unlimited",
               help="After forwarding the stop signal, SIGKILL the child's group after this long.")
 @click.option("--post-hook", type=HOOK, multiple=True, metavar="CMD",
@@ -154,6 +165,8 @@ def _config(
     stdout_path: Optional[str],
     stderr_path: Optional[str],
     restart_signal: Optional[int],
+    stop_delay: Any,
+    drain_ignore: Sequence[str],
     **rest: Any,
 ) -> Config:
     if restart_signal is not None and restart_signal not in HANDLED_SIGNALS:
@@ -165,7 +178,11 @@ def _config(
         raise click.BadParameter(
             f"{signal_name(restart_signal)} cannot be the restart signal", param_hint="'--restart-signal'"
         )
+    auto = stop_delay == "auto"
     return Config(
+        stop_delay=rest["stop_delay_max"] if auto else stop_delay,
+        stop_delay_auto=auto,
+        drain_ignore=tuple(drain_ignore),
         restart_signal=restart_signal,
         command=tuple(command),
         rewrite=MappingProxyType(dict(rewrite)),

@@ -66,6 +66,10 @@ class Config:
     stop_hooks: Hooks = Hooks()
     post_hooks: Hooks = Hooks()
     stop_delay: float = 0.0
+    stop_delay_auto: bool = False  # --stop-delay auto: until requests stop, at most the max
+    stop_delay_min: float = 0.0
+    stop_delay_max: float = 30.0
+    drain_ignore: Tuple[str, ...] = ()  # CIDRs whose requests do not count
     grace_period: Optional[float] = None  # None: wait for the child as long as it takes
     hook_timeout: float = 30.0
     leftover_grace: float = 5.0
@@ -170,6 +174,25 @@ def parse_duration(text: str, *, allow_unlimited: bool = False) -> Optional[floa
             raise ConfigError(f"{text!r}: a duration cannot be negative")
         raise ConfigError(f"{text!r} is not a duration (seconds, or with ms/s/m/h{hint})")
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def parse_stop_delay(text: str) -> "float | str":
+    """A duration, or `auto` (the drain by traffic)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    seconds = parse_duration(text)
+    assert seconds is not None
+    return seconds
+
+
+def parse_cidr(text: str) -> str:
+    """`10.0.0.0/8`, `192.0.2.7`, `fd00::/8` -> the network in canonical form."""
+    import ipaddress  # only when --drain-ignore is given
+
+    try:
+        return str(ipaddress.ip_network(text.strip(), strict=False))
+    except ValueError:
+        raise ConfigError(f"{text!r} is not an IP address or network (for example 10.0.0.0/8)") from None
 
 
 # --- sockets -----------------------------------------------------------------------------

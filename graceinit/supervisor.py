@@ -26,13 +26,16 @@ from __future__ import annotations
 import enum
 import heapq
 import signal
-from typing import Callable, Dict, Generator, List, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Generator, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from graceinit import hooks, log, output
 from graceinit.config import Argv, Config, death_signal, exit_status, signal_name
 from graceinit.events import Event, Exited, Gone, Notified, Signal, Stopped
 from graceinit.signals import STOP_SIGNALS
 from graceinit.spawn import Environ, Proc, SpawnError
+
+if TYPE_CHECKING:
+    from graceinit.drain import TrafficSample
 
 try:
     from typing import Protocol
@@ -77,6 +80,18 @@ class System(Protocol):
     def ancestry(self, pid: int) -> List[int]: ...
 
     def exists(self, pid: int) -> bool: ...
+
+    def traffic_watch(self, root_pid: int, ignore: Sequence[str]) -> "TrafficWatch": ...
+
+
+class TrafficWatch(Protocol):
+    """What --stop-delay auto samples (traffic.py; a recorded trace in tests)."""
+
+    def sample(self, now: float) -> "TrafficSample | None": ...
+
+    def describe(self) -> str: ...
+
+    def close(self) -> None: ...
 
 
 class Phase(enum.Enum):
@@ -243,7 +258,9 @@ class Supervisor:
             if self._children_running() and self._stop_signal is not None and self._forwarded_at is None:
                 self._phase = Phase.STOP_DELAY
                 delay_end = self._capped(self._system.now() + config.stop_delay)
-                if config.stop_delay > 0:
+                if config.stop_delay_auto:
+                    yield from self._drain(delay_end)
+                elif config.stop_delay > 0:
                     log.info(f"stop delay: the child keeps serving for {config.stop_delay:g}s")
                     yield Wait(lambda: not self._children_running() or self._forwarded_at is not None,
                                delay_end)
@@ -321,6 +338,35 @@ class Supervisor:
             self._retire(old)
         else:
             log.warning(f"restart: pid {old.pid} exited during the restart; pid {new.pid} took over")
+        return 0
+
+    def _drain(self, deadline: Optional[float]) -> Sequence_:
+        """--stop-delay auto: the child keeps serving until requests to it stop arriving
+        (drain.py decides), at most until `deadline`; a 2nd stop signal or its exit ends it."""
+        from graceinit.drain import Drain, Unavailable
+
+        config, system, child = self._config, self._system, self._child
+        over = lambda: not self._children_running() or self._forwarded_at is not None  # noqa: E731
+        start = system.now()
+        try:
+            watch = system.traffic_watch(child.pid if child else 0, config.drain_ignore)
+        except Unavailable as error:
+            log.warning(f"--stop-delay auto: {error}: waiting the whole {config.stop_delay_max:g}s instead")
+            yield Wait(over, deadline)
+            return 0
+        log.info(f"stop delay: the child keeps serving until requests stop (at most {config.stop_delay_max:g}s);"
+                 f" watching {watch.describe()}")
+        drain = Drain(start=start, min_s=config.stop_delay_min, max_s=config.stop_delay_max)
+        reason = None
+        while reason is None:
+            reason = drain.observe(watch.sample(system.now()))
+            if reason is None and (yield Wait(over, min(drain.next_sample_at(), deadline or float("inf")))):
+                reason = "hurried" if self._forwarded_at is not None else "child exited"
+            elif reason is None and self._past(deadline):
+                reason = "max"
+        watch.close()
+        log.info(f"stop delay over after {system.now() - start:.2f}s: {reason} ({drain.sources_seen} source(s),"
+                 f" {drain.samples} samples costing {drain.sampling_s * 1000:.0f} ms)")
         return 0
 
     def _retire(self, proc: Proc) -> None:

@@ -18,6 +18,7 @@ from graceinit.terminal import Session
 
 if TYPE_CHECKING:  # socket's import is paid only by those who use --listen or --notify
     from graceinit.sockets import Listeners, NotifySocket
+    from graceinit.traffic import TrafficWatch
 
 
 _PIPE_NEARLY_FULL = 60000  # bytes; a pipe holds 64 KiB
@@ -138,3 +139,12 @@ class LinuxSystem:
 
     def exists(self, pid: int) -> bool:
         return os.path.exists(f"/proc/{pid}")
+
+    def traffic_watch(self, root_pid: int, ignore: Sequence[str]) -> TrafficWatch:
+        """For --stop-delay auto: watch requests to the --listen TCP ports, or else to the
+        listening sockets of root_pid's tree. Raises drain.Unavailable where it cannot."""
+        from graceinit import traffic  # only when a drain starts
+
+        ports = [(sock.family, sock.getsockname()[1]) for sock in self._listeners.sockets
+                 if sock.family in (traffic.socket.AF_INET, traffic.socket.AF_INET6)] if self._listeners else []
+        return traffic.watch(root_pid, ignore, ports)

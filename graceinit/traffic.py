@@ -1,0 +1,308 @@
+"""Reading the app's traffic from the kernel, for `--stop-delay auto` (drain.py decides).
+
+One netlink sock_diag dump (inet_diag) per sample, filtered in the kernel to the app's
+listening ports: every connection to them, with its peer address, the kernel's socket cookie
+(a stable id) and `tcp_info` (`data_segs_in`, `last_data_recv`). Connections the server
+closed linger in TIME_WAIT with their cookie, so short connection-per-request traffic is
+seen too. Standard library only, and imported only when a drain starts: nothing here is on
+the start-up path, and nothing is sampled outside the drain window.
+
+Which ports: the --listen TCP sockets when there are any, else the TCP sockets in LISTEN
+state held open by the child's process tree (its /proc/PID/fd socket inodes matched against
+a dump of listeners), taken once when the drain starts.
+
+Peers: every address counts, loopback included, because a mesh sidecar (Istio: 127.0.0.6)
+or a local proxy forwards real requests over loopback; exec probes send no traffic. Peers
+in `--drain-ignore` (an HTTP probe's node address, say) are left out.
+
+Where the kernel refuses (no netlink, EPERM, a seccomp profile), `watch` raises
+`Unavailable` and the caller falls back to a fixed delay of the max: never fail open.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import struct
+import time
+from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
+
+from graceinit.drain import Conn, TrafficSample, Unavailable
+
+NETLINK_SOCK_DIAG = 4
+SOCK_DIAG_BY_FAMILY = 20
+NLM_F_REQUEST = 0x1
+NLM_F_DUMP = 0x300
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+INET_DIAG_REQ_BYTECODE = 1
+INET_DIAG_INFO = 2
+INET_DIAG_BC_S_GE = 2
+INET_DIAG_BC_S_LE = 3
+INET_DIAG_BC_JMP = 1
+
+TCP_ESTABLISHED, TCP_TIME_WAIT, TCP_LISTEN = 1, 6, 10
+# Connections that carry or carried the peer's requests: established, closing on either
+# side, TIME_WAIT. Not SYN_RECV (the same connection shows up once established, under
+# another cookie: it would count twice) nor LISTEN.
+CONNECTION_STATES = sum(1 << state for state in (1, 4, 5, 6, 8, 9, 11))
+TIME_WAIT_LENGTH = 60.0  # TCP_TIMEWAIT_LEN: a TIME_WAIT socket's expiry says when it closed
+
+_NLMSGHDR = struct.Struct("=IHHII")
+_REQUEST = struct.Struct("=BBBBI")  # inet_diag_req_v2 up to the socket id
+_MSG = struct.Struct("=BBBB2H16s16sI8sIIIII")  # inet_diag_msg
+_ATTR = struct.Struct("=HH")
+_BC_OP = struct.Struct("=BBH")
+# struct tcp_info (linux/tcp.h): last_data_recv at 52, data_segs_in at 152 (Linux >= 4.6).
+_LAST_DATA_RECV = struct.Struct("=I")
+_LAST_DATA_RECV_AT = 52
+_DATA_SEGS_IN = struct.Struct("=I")
+_DATA_SEGS_IN_AT = 152
+_V4_MAPPED = b"\0" * 10 + b"\xff\xff"
+RECEIVE_BUFFER = 1 << 20
+
+
+# --- what counts --------------------------------------------------------------------------
+
+
+class Networks:
+    """--drain-ignore CIDRs, as integers to test raw kernel addresses against."""
+
+    def __init__(self, cidrs: Sequence[str]) -> None:
+        import ipaddress  # only when a drain starts
+
+        self.text = tuple(cidrs)
+        self._nets: List[Tuple[int, int, int]] = []  # (version, network, mask)
+        for cidr in cidrs:
+            net = ipaddress.ip_network(cidr, strict=False)
+            self._nets.append((net.version, int(net.network_address), int(net.netmask)))
+
+    def __contains__(self, peer: Tuple[int, int]) -> bool:
+        version, address = peer
+        return any(v == version and address & mask == network for v, network, mask in self._nets)
+
+
+def _peer(family: int, raw: bytes) -> Tuple[int, int, str]:
+    """(IP version, address as an int, text) of a peer; v4-mapped IPv6 counts as IPv4."""
+    if family == socket.AF_INET:
+        return 4, int.from_bytes(raw[:4], "big"), socket.inet_ntop(socket.AF_INET, raw[:4])
+    if raw[:12] == _V4_MAPPED:
+        return 4, int.from_bytes(raw[12:], "big"), socket.inet_ntop(socket.AF_INET, raw[12:])
+    return 6, int.from_bytes(raw, "big"), socket.inet_ntop(socket.AF_INET6, raw)
+
+
+# --- netlink --------------------------------------------------------------------------------
+
+
+class _Diag:
+    """A NETLINK_SOCK_DIAG socket that runs inet_diag dumps."""
+
+    def __init__(self) -> None:
+        try:
+            self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            self._sock.bind((0, 0))
+        except (OSError, AttributeError) as error:
+            raise Unavailable(f"cannot open a netlink sock_diag socket: {_reason(error)}") from None
+        self._seq = 0
+        self._buffer = bytearray(RECEIVE_BUFFER)
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def dump(self, family: int, states: int, bytecode: bytes = b"", info: bool = False) -> Iterator[Tuple[tuple, memoryview]]:
+        """(inet_diag_msg fields, attributes) of every matching TCP socket."""
+        self._seq += 1
+        request = _REQUEST.pack(family, socket.IPPROTO_TCP, (1 << (INET_DIAG_INFO - 1)) if info else 0, 0, states)
+        request += b"\0" * 48  # the socket id: unused in a dump
+        if bytecode:
+            request += _ATTR.pack(_ATTR.size + len(bytecode), INET_DIAG_REQ_BYTECODE) + bytecode
+        header = _NLMSGHDR.pack(_NLMSGHDR.size + len(request), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, self._seq, 0)
+        self._sock.send(header + request)
+        view = memoryview(self._buffer)
+        while True:
+            size = self._sock.recv_into(self._buffer)
+            offset = 0
+            while offset + _NLMSGHDR.size <= size:
+                length, kind, _, seq, _ = _NLMSGHDR.unpack_from(view, offset)
+                if length < _NLMSGHDR.size:
+                    return
+                body = offset + _NLMSGHDR.size
+                if seq != self._seq:
+                    pass  # a late answer to an abandoned dump
+                elif kind == NLMSG_DONE:
+                    return
+                elif kind == NLMSG_ERROR:
+                    code = -struct.unpack_from("=i", view, body)[0]
+                    if code:
+                        raise OSError(code, os.strerror(code))
+                    return
+                elif kind == SOCK_DIAG_BY_FAMILY:
+                    fields = _MSG.unpack_from(view, body)
+                    yield fields, view[body + _MSG.size: offset + length]
+                offset += (length + 3) & ~3
+
+
+def _attribute(attrs: memoryview, wanted: int) -> Optional[memoryview]:
+    offset = 0
+    while offset + _ATTR.size <= len(attrs):
+        length, kind = _ATTR.unpack_from(attrs, offset)
+        if length < _ATTR.size:
+            return None
+        if kind == wanted:
+            return attrs[offset + _ATTR.size: offset + length]
+        offset += (length + 3) & ~3
+    return None
+
+
+def port_filter(ports: Sequence[int]) -> bytes:
+    """inet_diag bytecode: the local port is one of `ports` (each as >= p and <= p, which
+    every kernel since 2.6 understands; ORs chained as ss(8) compiles them)."""
+    program = b""
+    for port in sorted(set(ports)):
+        # this port: >= p (else on to the next port's test), then <= p (accept, else on)
+        one = (
+            _BC_OP.pack(INET_DIAG_BC_S_GE, 8, 20) + _BC_OP.pack(0, 0, port)
+            + _BC_OP.pack(INET_DIAG_BC_S_LE, 8, 12) + _BC_OP.pack(0, 0, port)
+        )
+        if program:
+            # previous tests: accept -> jump over this block; reject -> land on this block
+            program = program + _BC_OP.pack(INET_DIAG_BC_JMP, 4, len(one) + 4) + one
+        else:
+            program = one
+    return program
+
+
+# --- the watch ------------------------------------------------------------------------------
+
+
+class TrafficWatch:
+    """Samples the connections to the app's ports, one netlink dump per family."""
+
+    def __init__(self, diag: _Diag, ports: Dict[int, Set[int]], ignore: Networks, origin: str) -> None:
+        self._diag = diag
+        self._families = sorted(ports)
+        self._ports = sorted(set().union(*ports.values()))
+        self._bytecode = port_filter(self._ports)
+        self._ignore = ignore
+        self._origin = origin
+        self._peers: Dict[bytes, str] = {}  # raw address -> text, to spare inet_ntop
+
+    def describe(self) -> str:
+        families = "+".join("IPv4" if family == socket.AF_INET else "IPv6" for family in self._families)
+        ignored = f"; ignoring peers in {', '.join(self._ignore.text)}" if self._ignore.text else ""
+        return (f"requests to TCP port(s) {', '.join(map(str, self._ports))} ({self._origin}; {families}),"
+                f" from every peer, loopback included{ignored}")
+
+    def sample(self, now: float) -> Optional[TrafficSample]:
+        """Every connection to the app's ports now; None if the kernel did not answer."""
+        started = time.monotonic()
+        conns: Dict[int, Conn] = {}
+        try:
+            for family in self._families:
+                self._read(family, conns)
+        except OSError:
+            return None
+        at = time.monotonic()
+        return TrafficSample(at=at, cost_s=at - started, conns=conns)
+
+    def _read(self, family: int, conns: Dict[int, Conn]) -> None:
+        at = time.monotonic()
+        peers = self._peers
+        for fields, attrs in self._diag.dump(family, CONNECTION_STATES, self._bytecode, info=True):
+            _, state, _, _, _, _, _, dst, _, cookie, expires, _, _, _, _ = fields
+            text = peers.get(dst)
+            if text is None:
+                version, address, text = _peer(family, dst)
+                if (version, address) in self._ignore:
+                    text = ""
+                peers[dst] = text
+            if not text:
+                continue
+            key = int.from_bytes(cookie, "little")
+            if state == TCP_TIME_WAIT:
+                closed = at - max(0.0, TIME_WAIT_LENGTH - expires / 1000.0)
+                conns[key] = Conn(text, None, closed)
+                continue
+            info = _attribute(attrs, INET_DIAG_INFO)
+            if info is None or len(info) < _DATA_SEGS_IN_AT + 4:
+                continue  # a kernel before 4.6: no data_segs_in
+            segs = _DATA_SEGS_IN.unpack_from(info, _DATA_SEGS_IN_AT)[0]
+            idle = _LAST_DATA_RECV.unpack_from(info, _LAST_DATA_RECV_AT)[0] / 1000.0
+            conns[key] = Conn(text, segs, at - idle)
+
+    def close(self) -> None:
+        self._diag.close()
+
+
+def watch(root_pid: int, ignore: Sequence[str], listen_ports: Sequence[Tuple[int, int]] = ()) -> TrafficWatch:
+    """Start watching the app's traffic: the given (family, port) listeners, or else those
+    of `root_pid`'s process tree. Raises Unavailable when that cannot be done."""
+    diag = _Diag()
+    try:
+        networks = Networks(ignore)
+        ports: Dict[int, Set[int]] = {}
+        if listen_ports:
+            origin = "the --listen sockets"
+            for family, port in listen_ports:
+                ports.setdefault(family, set()).add(port)
+        else:
+            origin = f"listening sockets of pid {root_pid} and its descendants"
+            ports = _listening_ports(diag, _socket_inodes(_process_tree(root_pid)))
+        if not ports:
+            raise Unavailable(f"no TCP listening socket found ({origin})")
+        watcher = TrafficWatch(diag, ports, networks, origin)
+        watcher.sample(time.monotonic())  # the kernel's answer now, not at the first tick
+    except Unavailable:
+        diag.close()
+        raise
+    except OSError as error:
+        diag.close()
+        raise Unavailable(f"cannot read the app's connections: {_reason(error)}") from None
+    return watcher
+
+
+def _process_tree(root_pid: int) -> List[int]:
+    import psutil  # only when a drain starts
+
+    try:
+        root = psutil.Process(root_pid)
+        return [root_pid] + [child.pid for child in root.children(recursive=True)]
+    except psutil.Error:
+        return [root_pid]
+
+
+def _socket_inodes(pids: Sequence[int]) -> Set[int]:
+    inodes = set()
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def _listening_ports(diag: _Diag, inodes: Set[int]) -> Dict[int, Set[int]]:
+    ports: Dict[int, Set[int]] = {}
+    for family in (socket.AF_INET, socket.AF_INET6):
+        for fields, _ in diag.dump(family, 1 << TCP_LISTEN):
+            sport, inode = fields[4], fields[14]
+            if inode in inodes:
+                ports.setdefault(family, set()).add(socket.ntohs(sport))
+    return ports
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.errno in (errno.EPERM, errno.EACCES):
+        return f"{error.strerror} (a seccomp profile or a missing capability?)"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error) or type(error).__name__
