@@ -9,7 +9,8 @@ The rule, from measurements of real traffic shapes:
   of an established connection moving), or a new connection. Counting handshakes alone is
   blind to an L7 proxy's pooled keep-alive connections, which just stop carrying requests.
 - A *source* is a peer address. Each source gets its own quiet window, scaled to its own
-  rate: K mean gaps between its recent arrivals, and at least twice the longest gap seen
+  rate: K mean gaps between its arrivals (recent ones, or all since the stop signal if
+  those were sparser), and at least twice the longest gap seen
   recently (a bursty or stalling source), never less than QUIET_FLOOR (a fast source's
   300 ms stall must not end the wait). A 5 req/s Poisson source waits K/5 = 2 s.
 - The wait ends ("quiet") once every source that sent something since the stop signal is
@@ -63,19 +64,21 @@ class TrafficSample(NamedTuple):
 class _Source:
     """The arrivals seen from one peer since the stop signal."""
 
-    __slots__ = ("events", "last_arrival")
+    __slots__ = ("events", "last_arrival", "total")
 
     def __init__(self) -> None:
         self.events: List[Tuple[float, int]] = []  # (latest arrival in a sample, how many)
         self.last_arrival = 0.0
+        self.total = 0
 
     def add(self, at: float, count: int) -> None:
         self.events.append((at, count))
+        self.total += count
         self.last_arrival = max(self.last_arrival, at)
         if len(self.events) > 4 * RECENT_ARRIVALS:
             del self.events[: 2 * RECENT_ARRIVALS]
 
-    def window(self, origin: float) -> float:
+    def window(self, origin: float, now: float) -> float:
         """How long this source must be silent before it counts as stopped."""
         counted = 0
         longest = 0.0
@@ -92,8 +95,19 @@ class _Source:
         else:
             before = origin
         longest = max(longest, later - before)
-        mean_gap = max(0.0, self.events[-1][0] - before) / max(counted, 1)
+        # Few arrivals say little about a rate: take the mean gap the evidence still allows
+        # (n - 2 sqrt(n) arrivals, about 2 sigma fewer), not the likeliest one. And the rate
+        # over the whole time watched, silence included, keeps a slow source's few bunched
+        # arrivals from passing for a fast one: a source never proves it stopped with
+        # fewer arrivals than its silence is long.
+        recent_gap = max(0.0, self.events[-1][0] - before) / _fewer(counted)
+        whole_gap = max(0.0, now - origin) / _fewer(self.total)
+        mean_gap = max(recent_gap, whole_gap)
         return max(QUIET_FLOOR, K_MEAN_GAPS * mean_gap, K_LONGEST_GAP * longest)
+
+
+def _fewer(count: int) -> float:
+    return max(count - 2.0 * count ** 0.5, 0.5)
 
 
 class Drain:
@@ -152,7 +166,7 @@ class Drain:
     def quiet_windows(self) -> Dict[str, float]:
         """Each source's current quiet window (for the report at -vv)."""
         origin = self._baseline if self._baseline is not None else self.start
-        return {peer: source.window(origin) for peer, source in self._sources.items()}
+        return {peer: source.window(origin, self._last_at) for peer, source in self._sources.items()}
 
     # --- the rule ------------------------------------------------------------------------
 
@@ -173,7 +187,7 @@ class Drain:
         if not self._sources:
             return False  # nothing arrived: an idle service proves nothing
         origin = self._baseline if self._baseline is not None else self.start
-        return all(at - source.last_arrival >= source.window(origin) for source in self._sources.values())
+        return all(at - source.last_arrival >= source.window(origin, at) for source in self._sources.values())
 
     def _end_at(self, at: float, *, quiet: bool) -> Optional[str]:
         if at >= self.start + self.max_s:
