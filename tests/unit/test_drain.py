@@ -190,13 +190,79 @@ class RecordedWatch:
     """A TrafficWatch replaying a trace on the fake system's clock."""
 
     def __init__(self, system, trace: Sequence[Request]) -> None:
-        self.system, self.trace, self.closed = system, sorted(trace), False
+        shifted = [(when + system.stop_at, peer, conn) for when, peer, conn in trace]
+        self.trace, self.closed = sorted(shifted), False
 
     def sample(self, now: float) -> Optional[TrafficSample]:
-        return samples_at(self.trace, now - self.system.stop_at)
+        return samples_at(self.trace, now)
 
     def describe(self) -> str:
         return "a recorded trace"
 
     def close(self) -> None:
         self.closed = True
+
+
+from graceinit.drain import Unavailable  # noqa: E402
+from graceinit.events import Exited, Signal  # noqa: E402
+from test_supervisor import TERM, Behaviour, FakeSystem, cfg, exited, run  # noqa: E402
+
+
+class DrainingSystem(FakeSystem):
+    """The fake system of the supervisor's tests, plus a recorded trace of the app's
+    traffic (times relative to the stop signal), or a kernel that refuses."""
+
+    def __init__(self, trace: Optional[Sequence[Request]], stop_at: float) -> None:
+        super().__init__({"app": Behaviour(on_signal={TERM: 0.1})})
+        self.trace, self.stop_at = trace, stop_at
+        self.watches: List[RecordedWatch] = []
+        self.at(stop_at, Signal(TERM))
+
+    def traffic_watch(self, root_pid: int, ignore: Sequence[str]) -> RecordedWatch:
+        if self.trace is None:
+            raise Unavailable("cannot open a netlink sock_diag socket: Operation not permitted")
+        self.watches.append(RecordedWatch(self, self.trace))
+        return self.watches[-1]
+
+
+AUTO = dict(stop_delay=20.0, stop_delay_auto=True, stop_delay_max=20.0)
+
+
+def test_auto_forwards_the_stop_signal_once_requests_stop():
+    system = DrainingSystem(steady("10.1.0.9", 300, -5.0, 3.0, POOL), stop_at=1.0)
+    run(cfg(**AUTO), system)
+    [(forwarded, _)] = system.actions("send_group")
+    assert 1.0 + 3.0 + QUIET_FLOOR <= forwarded <= 1.0 + 3.0 + QUIET_FLOOR + 0.15
+    assert system.watches[0].closed
+
+
+def test_auto_with_traffic_that_never_stops_forwards_at_the_max_within_the_budget():
+    system = DrainingSystem(steady("10.1.0.9", 50, -5.0, 60.0, POOL), stop_at=1.0)
+    run(cfg(**AUTO), system)
+    assert system.actions("send_group") == [(pytest.approx(21.0), ("app", TERM))]
+    system = DrainingSystem(steady("10.1.0.9", 50, -5.0, 60.0, POOL), stop_at=1.0)
+    run(cfg(**AUTO, termination_budget=12.0, leftover_grace=2.0), system)
+    assert system.actions("send_group")[0] == (pytest.approx(11.0), ("app", TERM))
+
+
+def test_a_second_stop_signal_ends_the_drain_at_once():
+    system = DrainingSystem(steady("10.1.0.9", 50, -5.0, 60.0, POOL), stop_at=1.0)
+    system.at(2.5, Signal(TERM))
+    run(cfg(**AUTO), system)
+    assert system.actions("send_group")[0] == (2.5, ("app", TERM))
+
+
+def test_the_child_exiting_ends_the_drain():
+    system = DrainingSystem(steady("10.1.0.9", 50, -5.0, 60.0, POOL), stop_at=1.0)
+    system.at(3.0, Exited(100, exited(0)))
+    assert run(cfg(**AUTO), system) == 0
+    assert system.actions("send_group") == []
+    assert system.clock < 3.5
+
+
+def test_a_kernel_that_refuses_means_a_fixed_delay_of_the_max_never_failing_open(capfd):
+    system = DrainingSystem(None, stop_at=1.0)
+    run(cfg(**AUTO), system)
+    assert system.actions("send_group") == [(pytest.approx(21.0), ("app", TERM))]
+    warnings = [line for line in capfd.readouterr().err.splitlines() if "--stop-delay auto" in line]
+    assert len(warnings) == 1 and "Operation not permitted" in warnings[0]
