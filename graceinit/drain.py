@@ -12,7 +12,7 @@ The rule, from measurements of real traffic shapes:
   rate: K mean gaps between its arrivals (recent ones, or all since the stop signal if
   those were sparser), and at least twice the longest gap seen
   recently (a bursty or stalling source), never less than QUIET_FLOOR (a fast source's
-  300 ms stall must not end the wait). A 5 req/s Poisson source waits K/5 = 2 s.
+  300 ms stall must not end the wait). A 5 req/s Poisson source waits 8/5 = 1.6 s or more.
 - The wait ends ("quiet") once every source that sent something since the stop signal is
   past its window. A service from which nothing arrives proves nothing (the platform may
   not have started removing it yet): it waits for the max. So does a source that never
@@ -25,8 +25,8 @@ from __future__ import annotations
 from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 # Quiet window for a source, in its own mean gaps between requests: P(a Poisson gap is
-# longer) = e^-10, about 5e-5 per gap.
-K_MEAN_GAPS = 10.0
+# longer) = e^-8, about 3e-4 per gap (and the gap is taken long: see _Source.window).
+K_MEAN_GAPS = 8.0
 # ... and at least this many times the longest gap between its arrivals seen recently.
 K_LONGEST_GAP = 2.0
 # ... and never shorter than this: client stalls of ~300 ms are common under load (a 0.2 s
