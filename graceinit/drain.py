@@ -84,17 +84,20 @@ class _Source:
         longest = 0.0
         later = self.events[-1][0]
         before = origin
+        later_count = 1
         for index in range(len(self.events) - 1, -1, -1):
             at, count = self.events[index]
-            longest = max(longest, later - at)
+            # the gaps between the arrivals of one sample interval: samples come further
+            # apart when they are expensive, and that must not read as a stalling source
+            longest = max(longest, (later - at) / later_count)
             counted += count
-            later = at
+            later, later_count = at, count
             if counted >= RECENT_ARRIVALS:
                 before = self.events[index - 1][0] if index > 0 else origin
                 break
         else:
             before = origin
-        longest = max(longest, later - before)
+        longest = max(longest, (later - before) / later_count)
         # Few arrivals say little about a rate: take the mean gap the evidence still allows
         # (n - 2 sqrt(n) arrivals, about 2 sigma fewer), not the likeliest one. And the rate
         # over the whole time watched, silence included, keeps a slow source's few bunched

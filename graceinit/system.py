@@ -145,6 +145,6 @@ class LinuxSystem:
         listening sockets of root_pid's tree. Raises drain.Unavailable where it cannot."""
         from graceinit import traffic  # only when a drain starts
 
-        ports = [(sock.family, sock.getsockname()[1]) for sock in self._listeners.sockets
-                 if sock.family in (traffic.socket.AF_INET, traffic.socket.AF_INET6)] if self._listeners else []
-        return traffic.watch(root_pid, ignore, ports)
+        tcp = [sock for sock in self._listeners.sockets if sock.family in traffic.FAMILIES] if self._listeners else []
+        listeners = [(sock.family, sock.getsockname()[1], traffic.packed(sock.family, sock.getsockname()[0])) for sock in tcp]
+        return traffic.watch(root_pid, ignore, listeners)

@@ -61,6 +61,7 @@ _DATA_SEGS_IN = struct.Struct("=I")
 _DATA_SEGS_IN_AT = 152
 _V4_MAPPED = b"\0" * 10 + b"\xff\xff"
 RECEIVE_BUFFER = 1 << 20
+FAMILIES = (socket.AF_INET, socket.AF_INET6)
 
 
 # --- what counts --------------------------------------------------------------------------
@@ -180,11 +181,19 @@ def port_filter(ports: Sequence[int]) -> bytes:
 class TrafficWatch:
     """Samples the connections to the app's ports, one netlink dump per family."""
 
-    def __init__(self, diag: _Diag, ports: Dict[int, Set[int]], ignore: Networks, origin: str) -> None:
+    def __init__(self, diag: _Diag, listeners: Set[Tuple[int, int, bytes]], ignore: Networks, origin: str) -> None:
         self._diag = diag
-        self._families = sorted(ports)
-        self._ports = sorted(set().union(*ports.values()))
+        self._families = sorted({family for family, _, _ in listeners})
+        self._ports = sorted({port for _, port, _ in listeners})
         self._bytecode = port_filter(self._ports)
+        # A listener bound to one address (another pod's sharing the host network, or a
+        # second server in the namespace) owns only connections to that address.
+        self._locals: Dict[int, Optional[Set[Tuple[int, int]]]] = {}
+        for family, port, address in listeners:
+            if not address.strip(b"\0"):
+                self._locals[port] = None
+            elif self._locals.get(port, set()) is not None:
+                self._locals.setdefault(port, set()).add(_peer(family, address)[:2])  # type: ignore[union-attr]
         self._ignore = ignore
         self._origin = origin
         self._peers: Dict[bytes, str] = {}  # raw address -> text, to spare inet_ntop
@@ -211,7 +220,10 @@ class TrafficWatch:
         at = time.monotonic()
         peers = self._peers
         for fields, attrs in self._diag.dump(family, CONNECTION_STATES, self._bytecode, info=True):
-            _, state, _, _, _, _, _, dst, _, cookie, expires, _, _, _, _ = fields
+            _, state, _, _, sport, _, src, dst, _, cookie, expires, _, _, _, _ = fields
+            locals_ = self._locals.get(socket.ntohs(sport))
+            if locals_ is not None and _peer(family, src)[:2] not in locals_:
+                continue
             text = peers.get(dst)
             if text is None:
                 version, address, text = _peer(family, dst)
@@ -236,23 +248,22 @@ class TrafficWatch:
         self._diag.close()
 
 
-def watch(root_pid: int, ignore: Sequence[str], listen_ports: Sequence[Tuple[int, int]] = ()) -> TrafficWatch:
-    """Start watching the app's traffic: the given (family, port) listeners, or else those
-    of `root_pid`'s process tree. Raises Unavailable when that cannot be done."""
+def watch(root_pid: int, ignore: Sequence[str], listen_ports: Sequence[Tuple[int, int, bytes]] = ()) -> TrafficWatch:
+    """Start watching the app's traffic: the given (family, port, packed local address)
+    listeners, or else those of `root_pid`'s process tree. Raises Unavailable when that
+    cannot be done."""
     diag = _Diag()
     try:
         networks = Networks(ignore)
-        ports: Dict[int, Set[int]] = {}
         if listen_ports:
             origin = "the --listen sockets"
-            for family, port in listen_ports:
-                ports.setdefault(family, set()).add(port)
+            listeners = set(listen_ports)
         else:
             origin = f"listening sockets of pid {root_pid} and its descendants"
-            ports = _listening_ports(diag, _socket_inodes(_process_tree(root_pid)))
-        if not ports:
+            listeners = _listeners(diag, _socket_inodes(_process_tree(root_pid)))
+        if not listeners:
             raise Unavailable(f"no TCP listening socket found ({origin})")
-        watcher = TrafficWatch(diag, ports, networks, origin)
+        watcher = TrafficWatch(diag, listeners, networks, origin)
         watcher.sample(time.monotonic())  # the kernel's answer now, not at the first tick
     except Unavailable:
         diag.close()
@@ -290,14 +301,20 @@ def _socket_inodes(pids: Sequence[int]) -> Set[int]:
     return inodes
 
 
-def _listening_ports(diag: _Diag, inodes: Set[int]) -> Dict[int, Set[int]]:
-    ports: Dict[int, Set[int]] = {}
+def _listeners(diag: _Diag, inodes: Set[int]) -> Set[Tuple[int, int, bytes]]:
+    """(family, port, local address as the kernel gives it) of the listeners among inodes."""
+    found = set()
     for family in (socket.AF_INET, socket.AF_INET6):
         for fields, _ in diag.dump(family, 1 << TCP_LISTEN):
-            sport, inode = fields[4], fields[14]
+            sport, src, inode = fields[4], fields[6], fields[14]
             if inode in inodes:
-                ports.setdefault(family, set()).add(socket.ntohs(sport))
-    return ports
+                found.add((family, socket.ntohs(sport), src))
+    return found
+
+
+def packed(family: int, host: str) -> bytes:
+    """A socket address's host as inet_diag reports it (16 bytes)."""
+    return socket.inet_pton(family, host).ljust(16, b"\0")
 
 
 def _reason(error: BaseException) -> str:
