@@ -149,3 +149,43 @@ def test_no_tcp_listener_warns_once_and_waits_the_max(procs, graceinit_bin):
     assert 1.4 <= took <= 3.0, took
     warnings = [line for line in run.stderr_lines() if "--stop-delay auto" in line]
     assert len(warnings) == 1 and "no TCP listening socket" in warnings[0], run.stderr_lines()
+
+
+def _listener(host, port=0):
+    import socket
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(16)
+    return sock
+
+
+@pytest.mark.timeout(20)
+def test_the_sampler_sees_only_this_apps_connections_and_not_ignored_peers():
+    """The kernel's view, read directly: connections to our listener's address and port, by
+    peer, with data counters; another server on the same port, and ignored peers, left out."""
+    import socket
+
+    from graceinit import traffic
+
+    ours = _listener("127.0.0.2")
+    port = ours.getsockname()[1]
+    other = _listener("127.0.0.3", port)  # same port, another address: not ours
+    watch = traffic.watch(os.getpid(), ["127.0.0.9/32"],
+                          [(socket.AF_INET, port, traffic.packed(socket.AF_INET, "127.0.0.2"))])
+    opened = []
+    try:
+        for source, server in (("127.0.0.5", ours), ("127.0.0.9", ours), ("127.0.0.5", other)):
+            client = socket.create_connection((server.getsockname()[0], port), source_address=(source, 0))
+            accepted, _ = server.accept()
+            client.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            opened += [client, accepted]
+        wait_until(lambda: all(c.segs_in for c in watch.sample(0).conns.values()), 5, "data to arrive")
+        sample = watch.sample(time.monotonic())
+        assert [conn.peer for conn in sample.conns.values()] == ["127.0.0.5"], sample
+        assert [conn.segs_in for conn in sample.conns.values()] == [1]
+        assert "127.0.0.9/32" in watch.describe() and str(port) in watch.describe()
+    finally:
+        watch.close()
+        for sock in opened + [ours, other]:
+            sock.close()
