@@ -42,7 +42,7 @@ from typing import Dict, List, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-GRACEINIT = str(Path(PYTHON).with_name("graceinit"))
+GRACEINIT = os.environ.get("BENCH_GRACEINIT") or str(Path(PYTHON).with_name("graceinit"))
 A, B = "127.0.1.1", "127.0.1.2"
 PORT = 8000
 # B on another port: in a cluster A and B are in network namespaces of their own; here they
@@ -475,6 +475,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     Path(args.out + ".partial").unlink(missing_ok=True)
     print(Path(args.out).read_text())
     return 0
+
+
+def run_drain(ctx) -> "object":  # type: ignore[no-untyped-def]
+    """The suite's entry (`python -m benchmarks --only drain`): a smoke round with --quick,
+    else the full run (about 2 hours), written to benchmarks/RESULTS-drain.md."""
+    from .common import Section
+
+    section = Section("drain", "Pod deletion with an unknown endpoint-removal lag (--stop-delay auto)")
+    out = Path(__file__).with_name("RESULTS-drain.md" if not ctx.quick else "RESULTS-drain-quick.md")
+    argv = ["--trials", "1", "--scenario", "nginx-keepalive"] if ctx.quick else ["--trials", "20"]
+    code = subprocess.call([PYTHON, "-m", "benchmarks.bench_drain", *argv, "--out", str(out)], cwd=ROOT)
+    if code != 0 or not out.exists():
+        section.error = f"bench_drain exited with status {code}"
+        return section
+    section.add(out.read_text().split("\n", 2)[2])
+    return section
 
 
 if __name__ == "__main__":

@@ -9,10 +9,12 @@ The rule, from measurements of real traffic shapes:
   of an established connection moving), or a new connection. Counting handshakes alone is
   blind to an L7 proxy's pooled keep-alive connections, which just stop carrying requests.
 - A *source* is a peer address. Each source gets its own quiet window, scaled to its own
-  rate: K mean gaps between its arrivals (recent ones, or all since the stop signal if
-  those were sparser), and at least twice the longest gap seen
-  recently (a bursty or stalling source), never less than QUIET_FLOOR (a fast source's
-  300 ms stall must not end the wait). A 5 req/s Poisson source waits 8/5 = 1.6 s or more.
+  rate: K mean gaps between its arrivals, the gap estimated cautiously (from its recent
+  arrivals, and from all of them over the whole wait, silence included, whichever is
+  longer, with about 2 sigma fewer arrivals than seen), at least twice the longest gap
+  seen recently (a bursty or stalling source), never less than QUIET_FLOOR (a fast
+  source's 300 ms stall must not end the wait). A 5 req/s Poisson source waits about 3.5 s;
+  one at 2 req/s or less cannot prove within 30 s that it stopped, and waits for the max.
 - The wait ends ("quiet") once every source that sent something since the stop signal is
   past its window. A service from which nothing arrives proves nothing (the platform may
   not have started removing it yet): it waits for the max. So does a source that never

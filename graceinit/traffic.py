@@ -71,10 +71,10 @@ class Networks:
     """--drain-ignore CIDRs, as integers to test raw kernel addresses against."""
 
     def __init__(self, cidrs: Sequence[str]) -> None:
-        import ipaddress  # only when a drain starts
-
         self.text = tuple(cidrs)
         self._nets: List[Tuple[int, int, int]] = []  # (version, network, mask)
+        if cidrs:
+            import ipaddress  # only when a drain starts with --drain-ignore
         for cidr in cidrs:
             net = ipaddress.ip_network(cidr, strict=False)
             self._nets.append((net.version, int(net.network_address), int(net.netmask)))
@@ -275,13 +275,23 @@ def watch(root_pid: int, ignore: Sequence[str], listen_ports: Sequence[Tuple[int
 
 
 def _process_tree(root_pid: int) -> List[int]:
-    import psutil  # only when a drain starts
-
-    try:
-        root = psutil.Process(root_pid)
-        return [root_pid] + [child.pid for child in root.children(recursive=True)]
-    except psutil.Error:
-        return [root_pid]
+    """root_pid and its descendants, from /proc/PID/task/TID/children (no psutil import:
+    its cost would land in the drain window)."""
+    tree, index = [root_pid], 0
+    while index < len(tree) and len(tree) < 100_000:
+        pid = tree[index]
+        index += 1
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{task}/children", "rb") as children:
+                    tree.extend(int(child) for child in children.read().split())
+            except OSError:
+                pass
+    return tree
 
 
 def _socket_inodes(pids: Sequence[int]) -> Set[int]:
