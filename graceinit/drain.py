@@ -133,6 +133,7 @@ class Drain:
         self.sampling_s = 0.0
         self.last_request_at: Optional[float] = None
         self.reason: Optional[str] = None
+        self._quiet_once = False  # the previous sample already found every source quiet
 
     @property
     def sources_seen(self) -> int:
@@ -162,7 +163,11 @@ class Drain:
                 if self.last_request_at is None or at > self.last_request_at:
                     self.last_request_at = at
         self._conns = dict(sample.conns)
-        return self._end_at(sample.at, quiet=self._all_quiet(sample.at))
+        # Quiet must hold at two samples in a row: after a stall of the whole machine (or of
+        # graceinit) the first sample comes overdue, before the clients have caught up.
+        quiet = self._all_quiet(sample.at)
+        confirmed, self._quiet_once = quiet and self._quiet_once, quiet
+        return self._end_at(sample.at, quiet=confirmed)
 
     def next_sample_at(self) -> float:
         """When to take the next sample: every TICK, less often when a sample is expensive."""

@@ -171,7 +171,8 @@ def test_an_unreadable_sample_never_ends_the_wait():
     assert drain.observe(samples_at(trace, 0.3)) is None
     for _ in range(50):
         assert drain.observe(None) is None
-    assert drain.observe(samples_at(trace, 2.0)) == "quiet"
+    assert drain.observe(samples_at(trace, 2.0)) is None  # quiet, to be confirmed
+    assert drain.observe(samples_at(trace, 2.05)) == "quiet"
 
 
 def test_the_tick_stretches_when_samples_are_expensive():
@@ -266,3 +267,18 @@ def test_a_kernel_that_refuses_means_a_fixed_delay_of_the_max_never_failing_open
     assert system.actions("send_group") == [(pytest.approx(21.0), ("app", TERM))]
     warnings = [line for line in capfd.readouterr().err.splitlines() if "--stop-delay auto" in line]
     assert len(warnings) == 1 and "Operation not permitted" in warnings[0]
+
+
+def test_one_overdue_sample_after_a_stall_of_everything_does_not_end_the_wait():
+    # The machine froze for 0.8 s (clients, proxy and graceinit alike); graceinit's first
+    # sample after it comes before the clients have sent again.
+    trace = steady("10.11.0.1", 300, -2.0, 1.0, POOL) + steady("10.11.0.1", 300, 1.83, 4.0, POOL)
+    drain = Drain(start=0.0, min_s=0.0, max_s=30.0)
+    at, ended = 0.0, None
+    while ended is None and at < 30:
+        ended = drain.observe(samples_at(sorted(trace), at))
+        if ended is None:
+            at = drain.next_sample_at()
+            if 1.0 < at < 1.8:
+                at = 1.8  # frozen: the next sample comes overdue
+    assert ended == "quiet" and at > 4.0, f"ended ({ended}) at {at:.2f}s while requests came until 4.0s"
