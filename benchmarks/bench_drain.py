@@ -163,6 +163,7 @@ http {{
     upstream app {{
         {servers}
         keepalive 32;
+        keepalive_timeout 4s;  # under the backends' 5 s: nginx never reuses one they are closing
     }}
     server {{
         listen {ingress}:{port};
