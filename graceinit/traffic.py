@@ -55,9 +55,8 @@ _MSG = struct.Struct("=BBBB2H16s16sI8sIIIII")  # inet_diag_msg
 _ATTR = struct.Struct("=HH")
 _BC_OP = struct.Struct("=BBH")
 # struct tcp_info (linux/tcp.h): last_data_recv at 52, data_segs_in at 152 (Linux >= 4.6).
-_LAST_DATA_RECV = struct.Struct("=I")
+_U32 = struct.Struct("=I")
 _LAST_DATA_RECV_AT = 52
-_DATA_SEGS_IN = struct.Struct("=I")
 _DATA_SEGS_IN_AT = 152
 _V4_MAPPED = b"\0" * 10 + b"\xff\xff"
 RECEIVE_BUFFER = 1 << 20
@@ -107,13 +106,14 @@ class _Diag:
         except (OSError, AttributeError) as error:
             raise Unavailable(f"cannot open a netlink sock_diag socket: {_reason(error)}") from None
         self._seq = 0
-        self._buffer = bytearray(RECEIVE_BUFFER)
 
     def close(self) -> None:
         self._sock.close()
 
-    def dump(self, family: int, states: int, bytecode: bytes = b"", info: bool = False) -> Iterator[Tuple[tuple, memoryview]]:
-        """(inet_diag_msg fields, attributes) of every matching TCP socket."""
+    def dump(self, family: int, states: int, bytecode: bytes = b"", info: bool = False) -> Iterator[Tuple[bytes, int, int]]:
+        """Every matching TCP socket as (chunk, start, end): its inet_diag_msg and attributes
+        are chunk[start:end]. Offsets, not parsed fields: a dump can hold 10,000 TIME_WAIT
+        sockets, and most of them are only looked up by cookie (see TrafficWatch._read)."""
         self._seq += 1
         request = _REQUEST.pack(family, socket.IPPROTO_TCP, (1 << (INET_DIAG_INFO - 1)) if info else 0, 0, states)
         request += b"\0" * 48  # the socket id: unused in a dump
@@ -121,38 +121,37 @@ class _Diag:
             request += _ATTR.pack(_ATTR.size + len(bytecode), INET_DIAG_REQ_BYTECODE) + bytecode
         header = _NLMSGHDR.pack(_NLMSGHDR.size + len(request), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, self._seq, 0)
         self._sock.send(header + request)
-        view = memoryview(self._buffer)
+        unpack_header = _NLMSGHDR.unpack_from
         while True:
-            size = self._sock.recv_into(self._buffer)
-            offset = 0
-            while offset + _NLMSGHDR.size <= size:
-                length, kind, _, seq, _ = _NLMSGHDR.unpack_from(view, offset)
-                if length < _NLMSGHDR.size:
+            chunk = self._sock.recv(RECEIVE_BUFFER)
+            size, offset = len(chunk), 0
+            while offset + 16 <= size:
+                length, kind, _, seq, _ = unpack_header(chunk, offset)
+                if length < 16:
                     return
-                body = offset + _NLMSGHDR.size
                 if seq != self._seq:
                     pass  # a late answer to an abandoned dump
+                elif kind == SOCK_DIAG_BY_FAMILY:
+                    yield chunk, offset + 16, offset + length
                 elif kind == NLMSG_DONE:
                     return
                 elif kind == NLMSG_ERROR:
-                    code = -struct.unpack_from("=i", view, body)[0]
+                    code = -struct.unpack_from("=i", chunk, offset + 16)[0]
                     if code:
                         raise OSError(code, os.strerror(code))
                     return
-                elif kind == SOCK_DIAG_BY_FAMILY:
-                    fields = _MSG.unpack_from(view, body)
-                    yield fields, view[body + _MSG.size: offset + length]
                 offset += (length + 3) & ~3
 
 
-def _attribute(attrs: memoryview, wanted: int) -> Optional[memoryview]:
-    offset = 0
-    while offset + _ATTR.size <= len(attrs):
-        length, kind = _ATTR.unpack_from(attrs, offset)
+def _attribute(chunk: bytes, start: int, end: int, wanted: int) -> Optional[Tuple[int, int]]:
+    """(start, end) of one attribute's payload within chunk[start:end], or None."""
+    offset = start
+    while offset + _ATTR.size <= end:
+        length, kind = _ATTR.unpack_from(chunk, offset)
         if length < _ATTR.size:
             return None
         if kind == wanted:
-            return attrs[offset + _ATTR.size: offset + length]
+            return offset + _ATTR.size, offset + length
         offset += (length + 3) & ~3
     return None
 
@@ -196,7 +195,9 @@ class TrafficWatch:
                 self._locals.setdefault(port, set()).add(_peer(family, address)[:2])  # type: ignore[union-attr]
         self._ignore = ignore
         self._origin = origin
-        self._peers: Dict[bytes, str] = {}  # raw address -> text, to spare inet_ntop
+        self._peers: Dict[bytes, str] = {}  # raw peer address -> text ("" if ignored)
+        self._owned: Dict[bytes, bool] = {}  # raw (sport, src) -> one of the app's listeners'
+        self._previous: Dict[int, Conn] = {}  # the last sample's connections
 
     def describe(self) -> str:
         families = "+".join("IPv4" if family == socket.AF_INET else "IPv6" for family in self._families)
@@ -214,16 +215,29 @@ class TrafficWatch:
         except OSError:
             return None
         at = time.monotonic()
+        self._previous = conns
         return TrafficSample(at=at, cost_s=at - started, conns=conns)
 
     def _read(self, family: int, conns: Dict[int, Conn]) -> None:
+        # Offsets in inet_diag_msg: state 1, sport 4, src 8, dst 24, cookie 44, expires 52;
+        # the attributes follow at _MSG.size.
         at = time.monotonic()
-        peers = self._peers
-        for fields, attrs in self._diag.dump(family, CONNECTION_STATES, self._bytecode, info=True):
-            _, state, _, _, sport, _, src, dst, _, cookie, expires, _, _, _, _ = fields
-            locals_ = self._locals.get(socket.ntohs(sport))
-            if locals_ is not None and _peer(family, src)[:2] not in locals_:
+        previous, peers, owned = self._previous, self._peers, self._owned
+        for chunk, start, end in self._diag.dump(family, CONNECTION_STATES, self._bytecode, info=True):
+            key = int.from_bytes(chunk[start + 44:start + 52], "little")
+            state = chunk[start + 1]
+            if state == TCP_TIME_WAIT:
+                known = previous.get(key)
+                if known is not None and known.segs_in is None:
+                    conns[key] = known  # closed already at the last sample: nothing new
+                    continue
+            local = chunk[start + 4:start + 24]  # sport and src
+            mine = owned.get(local)
+            if mine is None:
+                mine = owned[local] = self._owns(family, local)
+            if not mine:
                 continue
+            dst = chunk[start + 24:start + 40]
             text = peers.get(dst)
             if text is None:
                 version, address, text = _peer(family, dst)
@@ -232,17 +246,21 @@ class TrafficWatch:
                 peers[dst] = text
             if not text:
                 continue
-            key = int.from_bytes(cookie, "little")
             if state == TCP_TIME_WAIT:
-                closed = at - max(0.0, TIME_WAIT_LENGTH - expires / 1000.0)
-                conns[key] = Conn(text, None, closed)
+                expires = _U32.unpack_from(chunk, start + 52)[0]
+                conns[key] = Conn(text, None, at - max(0.0, TIME_WAIT_LENGTH - expires / 1000.0))
                 continue
-            info = _attribute(attrs, INET_DIAG_INFO)
-            if info is None or len(info) < _DATA_SEGS_IN_AT + 4:
+            info = _attribute(chunk, start + _MSG.size, end, INET_DIAG_INFO)
+            if info is None or info[1] - info[0] < _DATA_SEGS_IN_AT + 4:
                 continue  # a kernel before 4.6: no data_segs_in
-            segs = _DATA_SEGS_IN.unpack_from(info, _DATA_SEGS_IN_AT)[0]
-            idle = _LAST_DATA_RECV.unpack_from(info, _LAST_DATA_RECV_AT)[0] / 1000.0
+            segs = _U32.unpack_from(chunk, info[0] + _DATA_SEGS_IN_AT)[0]
+            idle = _U32.unpack_from(chunk, info[0] + _LAST_DATA_RECV_AT)[0] / 1000.0
             conns[key] = Conn(text, segs, at - idle)
+
+    def _owns(self, family: int, local: bytes) -> bool:
+        """Is a connection with this (sport, src) one of the app's listeners'?"""
+        addresses = self._locals.get(int.from_bytes(local[:2], "big"), None)
+        return addresses is None or _peer(family, local[4:])[:2] in addresses
 
     def close(self) -> None:
         self._diag.close()
@@ -314,8 +332,9 @@ def _socket_inodes(pids: Sequence[int]) -> Set[int]:
 def _listeners(diag: _Diag, inodes: Set[int]) -> Set[Tuple[int, int, bytes]]:
     """(family, port, local address as the kernel gives it) of the listeners among inodes."""
     found = set()
-    for family in (socket.AF_INET, socket.AF_INET6):
-        for fields, _ in diag.dump(family, 1 << TCP_LISTEN):
+    for family in FAMILIES:
+        for chunk, start, _ in diag.dump(family, 1 << TCP_LISTEN):
+            fields = _MSG.unpack_from(chunk, start)
             sport, src, inode = fields[4], fields[6], fields[14]
             if inode in inodes:
                 found.add((family, socket.ntohs(sport), src))
