@@ -359,8 +359,13 @@ class Supervisor:
         drain = Drain(start=start, min_s=config.stop_delay_min, max_s=config.stop_delay_max)
         reason = None
         while reason is None:
-            reason = drain.observe(watch.sample(system.now()))
-            if reason is None and (yield Wait(over, min(drain.next_sample_at(), deadline or float("inf")))):
+            try:
+                reason = drain.observe(watch.sample(system.now()))
+                until = min(drain.next_sample_at(), deadline or float("inf"))
+            except Exception:  # a bug must neither cut the wait short nor make it endless
+                log.exception("--stop-delay auto: internal error; waiting for the max instead")
+                until = deadline or float("inf")
+            if reason is None and (yield Wait(over, until)):
                 reason = "hurried" if self._forwarded_at is not None else "child exited"
             elif reason is None and self._past(deadline):
                 reason = "max"

@@ -282,3 +282,13 @@ def test_one_overdue_sample_after_a_stall_of_everything_does_not_end_the_wait():
             if 1.0 < at < 1.8:
                 at = 1.8  # frozen: the next sample comes overdue
     assert ended == "quiet" and at > 4.0, f"ended ({ended}) at {at:.2f}s while requests came until 4.0s"
+
+
+def test_a_sampler_that_breaks_falls_back_to_the_max(capfd):
+    system = DrainingSystem(steady("10.1.0.9", 300, -5.0, 3.0, POOL), stop_at=1.0)
+    broken = RecordedWatch(system, [])
+    broken.sample = lambda now: 1 / 0  # type: ignore[assignment]
+    system.traffic_watch = lambda root_pid, ignore: broken  # type: ignore[assignment]
+    run(cfg(**AUTO), system)
+    assert system.actions("send_group") == [(pytest.approx(21.0), ("app", TERM))]
+    assert "internal error" in capfd.readouterr().err
