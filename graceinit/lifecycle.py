@@ -268,39 +268,47 @@ class Lifecycle:
 
     def _drain(self, deadline: float) -> Steps[str]:
         """--stop-delay auto: sample the app's traffic only inside this window, and forward
-        once it has gone quiet (drain.py decides), at the latest at `deadline`."""
-        from graceinit.drain import Drain
+        once it has gone quiet (drain.py decides), at the latest at `deadline`. Never fails
+        open: no way to see the traffic, or a bug here, means waiting the whole maximum."""
+        from graceinit.drain import Drain, Unavailable
 
         config, system = self.config, self.system
         current = self.generations.current
-        watch = None
         try:
             watch = system.traffic_watch(current.pid if current else 0, config.drain_ignore)
-        except OSError as error:
-            refused = error.strerror or str(error)
-        else:
-            refused = "no way to read the app's connections"
-        if watch is None:
-            # Never fail open: without evidence, keep serving for the whole maximum.
-            self._say(WARNING, "drain_unavailable", f"stop delay auto: {refused}; waiting the whole"
-                      f" {round(deadline - system.now(), 2):g}s instead", reason=refused)
+        except Unavailable as error:
+            self._say(WARNING, "drain_unavailable", f"--stop-delay auto: {error}; waiting the whole"
+                      f" {round(deadline - system.now(), 2):g}s instead", reason=str(error))
             done = yield Wait(self._delay_cut_short, deadline)
             return self._why_cut_short() if done else "max"
         self._say(INFO, "drain_watching", f"stop delay auto: watching {watch.describe()}", watching=watch.describe())
-        detector = Drain(start=system.now(), min_s=config.stop_delay_min, max_s=deadline - system.now())
-        while True:
-            try:
-                sample = watch.sample(system.now())
-            except OSError:
-                sample = None  # no evidence this time; the maximum still bounds the wait
-            verdict = detector.observe(sample)
-            if verdict is not None:
-                return verdict
-            done = yield Wait(self._delay_cut_short, min(detector.next_sample_at(), deadline))
-            if done:
-                return self._why_cut_short()
-            if system.now() >= deadline:
-                return "max"
+        started = system.now()
+        detector = Drain(start=started, min_s=config.stop_delay_min, max_s=deadline - started)
+        reason: Optional[str] = None
+        try:
+            while reason is None:
+                try:
+                    reason = detector.observe(watch.sample(system.now()))
+                    until = min(detector.next_sample_at(), deadline)
+                except Exception:  # a bug must neither cut the wait short nor make it endless
+                    self._report_bug("--stop-delay auto: internal error; waiting for the max instead")
+                    until = deadline
+                if reason is None and (yield Wait(self._delay_cut_short, until)):
+                    reason = self._why_cut_short()
+                elif reason is None and system.now() >= deadline:
+                    reason = "max"
+        finally:
+            watch.close()
+        self._say(DEBUG, "drain_sampled", f"stop delay auto: {detector.samples} samples of"
+                  f" {detector.sources_seen} source(s) cost {detector.sampling_s * 1000:.0f} ms",
+                  samples=detector.samples, sources=detector.sources_seen,
+                  sampling_ms=round(detector.sampling_s * 1000, 1))
+        return reason
+
+    def _report_bug(self, message: str) -> None:
+        import traceback
+
+        self._say(ERROR, "internal_error", message, traceback=traceback.format_exc().rstrip())
 
     def _forward_and_grace(self) -> Steps[None]:
         """Forward the stop signal, wait the grace period, SIGKILL what is left."""

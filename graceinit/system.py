@@ -28,6 +28,7 @@ from graceinit.terminal import Session
 
 if TYPE_CHECKING:  # socket's import is paid only by those who use --listen or --notify
     from graceinit.sockets import Listeners, NotifySocket
+    from graceinit.traffic import TrafficWatch
 
 
 _PIPE_NEARLY_FULL = 60000  # bytes; a pipe holds 64 KiB
@@ -225,3 +226,12 @@ class LinuxSystem:
 
     def exists(self, pid: int) -> bool:
         return procs.exists(pid)
+
+    def traffic_watch(self, root_pid: int, ignore: Sequence[str]) -> TrafficWatch:
+        """For --stop-delay auto: watch requests to the --listen TCP ports, or else to the
+        listening sockets of root_pid's tree. Raises drain.Unavailable where it cannot."""
+        from graceinit import traffic  # only when a drain starts
+
+        tcp = [sock for sock in self._listeners.sockets if sock.family in traffic.FAMILIES] if self._listeners else []
+        listeners = [(sock.family, sock.getsockname()[1], traffic.packed(sock.family, sock.getsockname()[0])) for sock in tcp]
+        return traffic.watch(root_pid, ignore, listeners)

@@ -256,6 +256,10 @@ signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 if os.environ.get("NOTIFY_SOCKET"):
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.sendto(b"READY=1", os.environ["NOTIFY_SOCKET"])
+# A server listens: --stop-delay auto watches the app's listening sockets (none: a warning).
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen()
 print("stand-in serving", flush=True)
 while True:
     signal.pause()

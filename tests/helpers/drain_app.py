@@ -1,0 +1,44 @@
+"""A small HTTP/1.1 keep-alive server for the drain tests.
+
+Usage: drain_app.py PORT_FILE. Listens on 127.0.0.1 (a free port, written to PORT_FILE),
+answers every GET with 200 "ok", and on SIGTERM prints `TERM <monotonic time>` and exits 0.
+"""
+import os
+import signal
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # one request per round trip, not per delayed ACK
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+def main():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+
+    def on_term(signum, frame):
+        os.write(1, b"TERM %.6f\n" % time.monotonic())
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, on_term)
+    path = sys.argv[1]
+    with open(path + ".tmp", "w") as f:
+        f.write(str(server.server_address[1]))
+    os.rename(path + ".tmp", path)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
