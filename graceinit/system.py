@@ -75,6 +75,9 @@ class System(Protocol):
 
     def exists(self, pid: int) -> bool: ...
 
+    def traffic_watch(self, root_pid: int, ignore: Sequence[str]) -> TrafficWatch:
+        """What --stop-delay auto samples; raises drain.Unavailable where it cannot."""
+
 
 class LinuxSystem:
     def __init__(
