@@ -16,18 +16,16 @@ from __future__ import annotations
 import os
 
 from graceinit.config import (
-    AUTO,
     MAX_VERBOSITY,
     USAGE_ERROR,
     Config,
     ConfigError,
-    Hooks,
-    MappingProxyType,
     parse_bool,
     parse_verbosity,
-    signal_name,
 )
+from graceinit.config import build_config
 from graceinit.options import (
+    COMPLETION_VARIABLE,
     COUNT,
     ENV_PREFIX,
     FLAG,
@@ -38,13 +36,13 @@ from graceinit.options import (
     TABLE,
     VERSION_FLAGS,
     Option,
+    one_line,
 )
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+    from typing import Any, Dict, List, Mapping, Sequence, Tuple, Union
 
-COMPLETION_VARIABLE = "_GRACEINIT_COMPLETE"  # click's shell completion protocol
 
 # flag -> (option, what the flag sets for a SWITCH)
 _FLAGS: Dict[str, Tuple[Option, bool]] = {}
@@ -86,10 +84,6 @@ def _asks_for_json(args: Sequence[str], environ: Mapping[str, str]) -> bool:
         if arg.startswith("--log-format="):
             return arg.split("=", 1)[1].strip().lower() == "json"
     return environ.get("GRACEINIT_LOG_FORMAT", "").strip().lower() == "json"
-
-
-def one_line(message: str) -> str:
-    return " ".join(message.split())
 
 
 def read(args: Sequence[str], environ: Mapping[str, str]) -> Config:
@@ -232,67 +226,6 @@ def _checked(parser: Any, text: str, where: str) -> Any:
         return parser(text)
     except ConfigError as error:
         raise ConfigError(f"{where}: {error}") from None
-
-
-# --- values -> Config --------------------------------------------------------------------
-
-# Never catchable, or already the stop sequence's own.
-_NOT_FOR_RESTART = frozenset({"SIGKILL", "SIGSTOP", "SIGTERM", "SIGINT", "SIGCHLD"})
-
-
-def build_config(command: Sequence[str], values: Mapping[str, Any], named: Mapping[str, str]) -> Config:
-    """Checks across options, then the Config. `named` says how to name each value in an
-    error: the option as typed, or the variable and its value. click's callback shares it."""
-    restart = values["restart_signal"]
-    if restart is not None:
-        from graceinit.signals import HANDLED_SIGNALS  # only when the option is given
-
-        if signal_name(restart) in _NOT_FOR_RESTART or restart not in HANDLED_SIGNALS:
-            raise ConfigError(f"{named['restart_signal']}: {signal_name(restart)} cannot be the restart signal")
-    if values["stop_delay_min"] > values["stop_delay_max"]:
-        raise ConfigError(f"{named['stop_delay_min']} is more than {named['stop_delay_max']}")
-    stop_delay = values["stop_delay"]
-    auto = stop_delay == AUTO
-    drain_ignore: List[str] = []
-    for networks in values["drain_ignore"]:
-        drain_ignore.extend(network for network in networks if network not in drain_ignore)
-    return Config(
-        command=tuple(command),
-        process_group=values["process_group"],
-        single_child=values["single_child"],
-        rewrite=MappingProxyType(dict(values["rewrite"])),
-        subreaper=values["subreaper"],
-        pdeathsig=values["pdeathsig"],
-        remap_exit=MappingProxyType(dict(values["remap_exit"])),
-        quiet=values["quiet"],
-        verbose=values["verbose"],
-        log_format=values["log_format"],
-        pre_hooks=_hooks(values["pre_hook"], values["pre_hook_dir"]),
-        stop_hooks=_hooks(values["stop_hook"], None),
-        post_hooks=_hooks(values["post_hook"], values["post_hook_dir"]),
-        stop_delay=0.0 if auto else stop_delay,
-        stop_delay_auto=auto,
-        stop_delay_min=values["stop_delay_min"],
-        stop_delay_max=values["stop_delay_max"],
-        grace_period=values["grace_period"],
-        hook_timeout=values["hook_timeout"],
-        leftover_grace=values["leftover_grace"],
-        termination_budget=values["termination_budget"],
-        ready_file=values["ready_file"],
-        stdout=values["stdout"],
-        stderr=values["stderr"],
-        link_stdout=values["link_stdout"],
-        link_stderr=values["link_stderr"],
-        listen=tuple(values["listen"]),
-        notify=values["notify"],
-        restart_signal=restart,
-        ready_timeout=values["ready_timeout"],
-        drain_ignore=tuple(drain_ignore),
-    )
-
-
-def _hooks(commands: Sequence[Any], directory: Optional[str]) -> Hooks:
-    return Hooks(commands=tuple(argv for argv in commands if argv), directory=directory)
 
 
 # --- the environment ---------------------------------------------------------------------

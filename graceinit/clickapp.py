@@ -14,8 +14,8 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import click
 
 from graceinit import __version__, log
-from graceinit.cli import COMPLETION_VARIABLE, build_config, one_line
 from graceinit.config import (
+    build_config,
     BOOLEAN_SPELLINGS,
     MAX_DURATION_TEXT,
     MAX_VERBOSITY,
@@ -24,6 +24,8 @@ from graceinit.config import (
     ConfigError,
 )
 from graceinit.options import (
+    COMPLETION_VARIABLE,
+    one_line,
     COUNT,
     EXIT_STATUSES,
     FLAG,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from graceinit import config as _c
 
+COMPLETION_VARIABLE = "_GRACEINIT_COMPLETE"  # click's shell completion protocol
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Optional, Tuple
@@ -180,3 +182,7 @@ EXIT_STATUSES = (
     ("126", "COMMAND exists but cannot be executed"),
     ("127", "COMMAND not found"),
 )
+
+
+def one_line(message: str) -> str:
+    return " ".join(message.split())
