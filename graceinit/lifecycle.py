@@ -413,7 +413,12 @@ class Lifecycle:
             self._say(DEBUG, "signal_dropped", f"{signal_name(signum)} not forwarded: no child running",
                       signal=signal_name(signum))
             return
-        self._procs(lambda: serving).send_only(target)
+        whole_group = not self.config.single_child
+        for proc in serving:  # the hot path of an init: kept free of allocations it does not need
+            if proc.pgid and whole_group:
+                self.system.send_group(proc.pgid, target)
+            else:
+                self.system.send(proc.pid, target)
 
     def _procs(self, procs: Callable[[], Sequence[Proc]], whole_group: Optional[bool] = None) -> Procs:
         group = not self.config.single_child if whole_group is None else whole_group

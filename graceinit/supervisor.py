@@ -91,12 +91,12 @@ class Supervisor:
         deadline: Optional[float] = None
         # What arrived while graceinit started (a stop signal during a slow --stdout FIFO
         # open) is read before the life cycle acts: a stopped container never starts the app.
-        events: List[Event] = self._system.wait(0.0, ours)
-        for event in events:
-            self._handle(event)
+        changed = False
+        for event in self._system.wait(0.0, ours):
+            changed = self._handle(event) or changed
         while True:
             now = self._system.now()
-            if events or (deadline is not None and now >= deadline) or not main.started:
+            if changed or (deadline is not None and now >= deadline) or not main.started:
                 try:
                     if main.advance(now):
                         return int(main.result)
@@ -111,11 +111,12 @@ class Supervisor:
                 deadlines = [step.wait.deadline for step in (main, *self._background)
                              if step.wait is not None and step.wait.deadline is not None]
                 deadline = min(deadlines) if deadlines else None
-            # else: only orphans were reaped: nothing the steps wait for can have changed.
+            # else: only orphans were reaped, or signals passed on: nothing the steps wait for
+            # can have changed.
             timeout = None if deadline is None else max(0.0, deadline - now)
-            events = self._system.wait(timeout, ours)
-            for event in events:
-                self._handle(event)
+            changed = False
+            for event in self._system.wait(timeout, ours):
+                changed = self._handle(event) or changed
 
     def _advance_background(self, now: float) -> None:
         for step in list(self._background):
@@ -140,56 +141,63 @@ class Supervisor:
 
     # --- events: record facts ------------------------------------------------------------
 
-    def _handle(self, event: Event) -> None:
+    def _handle(self, event: Event) -> bool:
+        """Record what happened; True when it is a fact the life cycle may be waiting for
+        (an ordinary signal passed on is not: forwarding stays one short path)."""
         try:
             if isinstance(event, Signal):
-                self._on_signal(event.signum)
-            elif isinstance(event, Exited):
-                self._on_exited(event.pid, event.wait_status)
-            elif isinstance(event, Stopped):
+                return self._on_signal(event.signum)
+            if isinstance(event, Exited):
+                return self._on_exited(event.pid, event.wait_status)
+            if isinstance(event, Stopped):
                 current = self._generations.current
                 if current is not None and event.pid == current.pid and current.pgid:
                     self._report.emit(INFO, "child_suspended", f"child {event.pid} stopped from the"
                                       " terminal: following it", pid=event.pid)
                     self._system.suspend_with(current.pgid)
-            elif isinstance(event, Notified):
+                return False
+            if isinstance(event, Notified):
                 self._on_notified(event.sender, event.fields)
             # Gone: a watched leftover died; the step waiting for it looks for itself.
         except Exception:
             self._report_exception(f"internal error while handling {event}; carrying on")
+        return True
 
-    def _on_signal(self, signum: int) -> None:
+    def _on_signal(self, signum: int) -> bool:
         facts, phase = self._facts, self._lifecycle.phase
-        name = signal_name(signum)
         if signum in STOP_SIGNALS:
+            name = signal_name(signum)
             facts.stops.append(StopRequest(signum, facts.stop_count + 1, self._system.now()))
             self._report.emit(INFO, "stop_signal", f"{name} received {_PHASE_WORDS.get(phase, phase)}"
                               f" (stop signal #{facts.stop_count})", signal=name, count=facts.stop_count,
                               phase=phase)
-        elif signum == self._config.restart_signal:
+            return True
+        if signum == self._config.restart_signal:
             if phase not in ("running", "restart") or facts.stop is not None:
                 self._report.emit(WARNING, "restart_ignored", f"restart signal ignored"
                                   f" {_PHASE_WORDS.get(phase, phase)}", phase=phase)
-                return
+                return False
             if phase == "restart":
                 self._report.emit(INFO, "restart_queued", "restart signal during a restart: one more"
                                   " restart queued")
             facts.restarts_requested += 1
-        elif facts.hook is not None and phase in ("pre hooks", "post hooks"):
+            return True
+        if facts.hook is not None and phase in ("pre hooks", "post hooks"):
             # The program has not started (or is gone): the hook running now gets it.
             self._system.send_group(facts.hook.pgid, signum)
         elif self._generations.current is None and phase in ("starting", "pre hooks"):
             facts.early_signals.append(signum)  # forwarded once the child exists
         else:
             self._lifecycle.forward(signum)
+        return False
 
-    def _on_exited(self, pid: int, wait_status: int) -> None:
+    def _on_exited(self, pid: int, wait_status: int) -> bool:
         proc = self._facts.procs.pop(pid, None)
         if proc is None:
             if self._report.enabled(DEBUG):  # a burst can be 10,000 orphans: format lazily
                 self._report.emit(DEBUG, "orphan_reaped", f"reaped orphan {pid} (status"
                                   f" {exit_status(wait_status)})", pid=pid, status=exit_status(wait_status))
-            return
+            return False
         proc.wait_status = wait_status
         generations = self._generations
         if proc is generations.current or proc is generations.candidate or proc in generations.retiring:
@@ -197,6 +205,7 @@ class Supervisor:
             what = generations.describe(proc)
             self._report.emit(INFO, "child_exited", f"{what} {pid} exited with status {status}",
                               pid=pid, status=status, generation=what.split()[0])
+        return True
 
     def _on_notified(self, sender: Optional[int], fields: Any) -> None:
         generations, system = self._generations, self._system
