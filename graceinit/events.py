@@ -18,9 +18,6 @@ class _Fact:
         return type(other) is type(self) and all(
             getattr(self, name) == getattr(other, name) for name in self.__slots__)
 
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, *(repr(getattr(self, name)) for name in self.__slots__)))
-
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
         return f"{type(self).__name__}({fields})"

@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # typing costs every container start: annotations only
     from graceinit.waits import Steps
 
 from graceinit.config import exit_status
+from graceinit.log import ERROR, INFO, WARNING
 from graceinit.spawn import Proc, SpawnError
 from graceinit.waits import Wait
 
@@ -101,12 +102,12 @@ def restart(generations: Generations, how: Restart) -> Steps[None]:
     try:
         new = how.spawn()
     except SpawnError as error:
-        how.say("error", "restart_failed", f"restart failed: {error}; pid {old.pid} keeps serving",
+        how.say(ERROR, "restart_failed", f"restart failed: {error}; pid {old.pid} keeps serving",
                 pid=old.pid, reason=str(error))
         return None
     generations.candidate = new
     waiting_for = "READY=1" if how.notify else f"{timeout:g}s alive"
-    how.say("info", "restart_started", f"restart: started pid {new.pid} beside pid {old.pid};"
+    how.say(INFO, "restart_started", f"restart: started pid {new.pid} beside pid {old.pid};"
             f" waiting for {waiting_for}", pid=new.pid, old_pid=old.pid)
     yield Wait(lambda: new.pid in generations.ready or not new.running or how.stopping(),
                how.now() + timeout)
@@ -116,21 +117,21 @@ def restart(generations: Generations, how: Restart) -> Steps[None]:
     keeps = f"pid {old.pid} keeps serving" if old.running else f"and pid {old.pid} has exited"
     if not new.running:
         status = exit_status(new.wait_status or 0)
-        how.say("error", "restart_failed", f"restart failed: pid {new.pid} exited with status"
+        how.say(ERROR, "restart_failed", f"restart failed: pid {new.pid} exited with status"
                 f" {status}; {keeps}", pid=new.pid, status=status)
         return None
     if how.notify and new.pid not in generations.ready:
-        how.say("error", "restart_failed", f"restart failed: pid {new.pid} not ready after"
+        how.say(ERROR, "restart_failed", f"restart failed: pid {new.pid} not ready after"
                 f" {timeout:g}s; stopping it, {keeps}", pid=new.pid, seconds=timeout)
         how.retire(new)
         return None
     generations.current = new
     how.became_current()
     if old.running:
-        how.say("info", "restart_done", f"restart: pid {new.pid} is ready and now the main child;"
+        how.say(INFO, "restart_done", f"restart: pid {new.pid} is ready and now the main child;"
                 f" stopping pid {old.pid}", pid=new.pid, old_pid=old.pid)
         how.retire(old)
     else:
-        how.say("warning", "restart_done", f"restart: pid {old.pid} exited during the restart;"
+        how.say(WARNING, "restart_done", f"restart: pid {old.pid} exited during the restart;"
                 f" pid {new.pid} took over", pid=new.pid, old_pid=old.pid)
     return None

@@ -32,9 +32,9 @@ from graceinit.config import Argv, Config, death_signal, exit_status, signal_nam
 from graceinit.facts import Facts
 from graceinit.generations import Generations, Restart, restart
 from graceinit.log import DEBUG, ERROR, INFO, NOTICE, WARNING
-from graceinit.report import Reporter, StopRecord, termination_message
+from graceinit.report import Reporter, StopRecord, internal_error, termination_message
 from graceinit.spawn import Environ, Proc, SpawnError
-from graceinit.terminate import EXITED, Pids, Procs, terminate
+from graceinit.terminate import EXITED, Pids, Procs, send, terminate
 from graceinit.waits import Wait
 
 INTERNAL_ERROR = 70
@@ -62,7 +62,9 @@ class Lifecycle:
         self.status: Optional[int] = None  # before remapping; the child's, once it has one
         self.record: Optional[StopRecord] = None
         self.post_hooks_started = False
-        self._ready: Optional[bool] = None  # what the ready file says now (None: unknown)
+        # What the ready file says now: nothing, since start-up (output.prepare) removed a
+        # stale one before anything started.
+        self._ready = False
         self._restarts_done = 0
         self.budget: Budget = budget_for(
             config.termination_budget,
@@ -75,7 +77,6 @@ class Lifecycle:
 
     def run(self) -> Steps[int]:
         config, facts, generations = self.config, self.facts, self.generations
-        self._set_ready(False)  # a stale one from an earlier run
 
         # start: pre hooks, then the child
         self.phase = "pre hooks"
@@ -197,7 +198,7 @@ class Lifecycle:
             stopping=lambda: self.facts.stop is not None,
             retire=self.retire,
             became_current=lambda: self._set_ready(self._should_be_ready()),
-            say=lambda level, event, msg, **fields: self._say(_LEVEL[level], event, msg, **fields),
+            say=self._say,
             ready_timeout=config.ready_timeout,
             notify=config.notify,
         )
@@ -291,7 +292,7 @@ class Lifecycle:
                     reason = detector.observe(watch.sample(system.now()))
                     until = min(detector.next_sample_at(), deadline)
                 except Exception:  # a bug must neither cut the wait short nor make it endless
-                    self._report_bug("--stop-delay auto: internal error; waiting for the max instead")
+                    internal_error(self.report, "--stop-delay auto: internal error; waiting for the max instead")
                     until = deadline
                 if reason is None and (yield Wait(self._delay_cut_short, until)):
                     reason = self._why_cut_short()
@@ -305,10 +306,6 @@ class Lifecycle:
                   sampling_ms=round(detector.sampling_s * 1000, 1))
         return reason
 
-    def _report_bug(self, message: str) -> None:
-        import traceback
-
-        self._say(ERROR, "internal_error", message, traceback=traceback.format_exc().rstrip())
 
     def _forward_and_grace(self) -> Steps[None]:
         """Forward the stop signal, wait the grace period, SIGKILL what is left."""
@@ -413,16 +410,10 @@ class Lifecycle:
             self._say(DEBUG, "signal_dropped", f"{signal_name(signum)} not forwarded: no child running",
                       signal=signal_name(signum))
             return
-        whole_group = not self.config.single_child
-        for proc in serving:  # the hot path of an init: kept free of allocations it does not need
-            if proc.pgid and whole_group:
-                self.system.send_group(proc.pgid, target)
-            else:
-                self.system.send(proc.pid, target)
+        send(self.system, serving, target, not self.config.single_child)
 
-    def _procs(self, procs: Callable[[], Sequence[Proc]], whole_group: Optional[bool] = None) -> Procs:
-        group = not self.config.single_child if whole_group is None else whole_group
-        return Procs(self.system, procs, group)
+    def _procs(self, procs: Callable[[], Sequence[Proc]]) -> Procs:
+        return Procs(self.system, procs, not self.config.single_child)
 
     def _child_death_signal(self) -> Optional[str]:
         current = self.generations.current
@@ -456,7 +447,6 @@ class Lifecycle:
         self.report.emit(level, event, msg, **fields)
 
 
-_LEVEL = {"error": ERROR, "warning": WARNING, "info": INFO, "debug": DEBUG}
 
 
 class _StopSignalsAgain:

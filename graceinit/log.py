@@ -56,10 +56,6 @@ def set_format(log_format: str) -> None:
     _Sink.json = log_format == "json"
 
 
-def set_verbosity(quiet: bool, verbose: int) -> None:
-    _Sink.threshold = ERROR if quiet else min(NOTICE + verbose, DEBUG)
-
-
 def enabled(level: int) -> bool:
     return level <= _Sink.threshold
 

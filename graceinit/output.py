@@ -136,12 +136,7 @@ def _open_unless_stopped(path: str, flags: int) -> Optional[int]:
 def _link(option: str, path: str, fd: int) -> None:
     name = given_as(option, path)
     _require_parent(name, path)
-    try:
-        mode: Optional[int] = os.lstat(path).st_mode
-    except FileNotFoundError:
-        mode = None
-    except OSError as error:
-        raise ConfigError(f"{name} {path!r}: {error.strerror}") from None
+    mode = _mode_if_there(name, path)
     if mode is not None and not stat.S_ISLNK(mode):
         kind = "a directory" if stat.S_ISDIR(mode) else "not a symlink"
         raise ConfigError(f"{name} {path!r}: is {kind}; graceinit replaces only a symlink (remove it first)")
@@ -154,6 +149,16 @@ def _link(option: str, path: str, fd: int) -> None:
         os.symlink(target, path)
     except OSError as error:
         raise ConfigError(f"{name} {path!r}: cannot create link: {error.strerror}") from None
+
+
+def _mode_if_there(name: str, path: str) -> Optional[int]:
+    """What is at `path` itself (a symlink is not followed), or None when nothing is."""
+    try:
+        return os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise ConfigError(f"{name} {path!r}: {error.strerror}") from None
 
 
 def _require_parent(name: str, path: str) -> str:
@@ -175,12 +180,7 @@ def _check_ready_file(path: str) -> None:
     (missing, not writable by graceinit's user, read-only, full)."""
     name = given_as("--ready-file", path)
     parent = _require_parent(name, path)
-    try:
-        mode: Optional[int] = os.lstat(path).st_mode
-    except FileNotFoundError:
-        mode = None
-    except OSError as error:
-        raise ConfigError(f"{name} {path!r}: {error.strerror}") from None
+    mode = _mode_if_there(name, path)
     if mode is not None:
         if stat.S_ISDIR(mode):
             raise ConfigError(f"{name} {path!r}: is a directory")

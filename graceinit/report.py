@@ -12,20 +12,26 @@ if TYPE_CHECKING:  # typing costs every container start: annotations only
     from typing import Any, Dict, List, Optional
 
 from graceinit import log
-from graceinit.log import DEBUG, ERROR, INFO, WARNING
+from graceinit.log import ERROR
 
 if TYPE_CHECKING:
     from typing import Protocol
 else:
     Protocol = object  # at run time the protocols are plain documentation
 
-LEVELS = {"error": ERROR, "warning": WARNING, "info": INFO, "debug": DEBUG}
 
 
 class Reporter(Protocol):
     def emit(self, level: int, event: str, msg: str, **fields: Any) -> None: ...
 
     def enabled(self, level: int) -> bool: ...
+
+
+def internal_error(report: Reporter, message: str) -> None:
+    """A bug in graceinit, reported with the traceback of the exception being handled."""
+    import traceback
+
+    report.emit(ERROR, "internal_error", message, traceback=traceback.format_exc().rstrip())
 
 
 class LogReporter:

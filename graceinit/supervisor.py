@@ -26,8 +26,8 @@ from graceinit.facts import Facts, StopRequest
 from graceinit.generations import Generations
 from graceinit.hooks import HOOK_TIMED_OUT, show
 from graceinit.lifecycle import INTERNAL_ERROR, Lifecycle
-from graceinit.log import DEBUG, ERROR, INFO, WARNING
-from graceinit.report import LogReporter, Reporter
+from graceinit.log import DEBUG, INFO, WARNING
+from graceinit.report import LogReporter, Reporter, internal_error
 from graceinit.signals import STOP_SIGNALS
 from graceinit.spawn import Environ
 from graceinit.system import System
@@ -134,10 +134,7 @@ class Supervisor:
         step.advance(self._system.now())
 
     def _report_exception(self, message: str) -> None:
-        import traceback
-
-        trace = traceback.format_exc().rstrip()
-        self._report.emit(ERROR, "internal_error", message, traceback=trace)
+        internal_error(self._report, message)
 
     # --- events: record facts ------------------------------------------------------------
 

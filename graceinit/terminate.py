@@ -145,11 +145,7 @@ class Procs:
 
     def send_only(self, signum: int) -> None:
         """A signal passed on as it is (forwarding)."""
-        for proc in self._running():
-            if proc.pgid and self._whole_group:
-                self._system.send_group(proc.pgid, signum)
-            else:
-                self._system.send(proc.pid, signum)
+        send(self._system, self._running(), signum, self._whole_group)
 
     def kill(self) -> None:
         for proc in self._running():
@@ -162,6 +158,16 @@ class Procs:
 
     def _running(self) -> List[Proc]:
         return [proc for proc in self._procs() if proc.running]
+
+
+def send(system: Signaller, procs: Sequence[Proc], signum: int, whole_group: bool) -> None:
+    """`signum` to each process's group (or to the process alone: no group of its own, or
+    --single-child). Forwarding calls this directly: the hot path of an init."""
+    for proc in procs:
+        if proc.pgid and whole_group:
+            system.send_group(proc.pgid, signum)
+        else:
+            system.send(proc.pid, signum)
 
 
 class Pids:
