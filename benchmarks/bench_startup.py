@@ -4,9 +4,11 @@ Also the "signal-safe window": exec of the init → SIGTERM blocked (or caught).
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 
-from .common import BARE, PYTHON, Budget, Context, Section, Stats, fmt, helper, stats_table
+from .common import (BARE, PYTHON, Budget, Context, Section, Stats, fmt, helper, interpreter_of,
+                     stats_table)
 
 
 def _spawntime(argv: list[str]) -> tuple[int, int, int, str]:
@@ -25,11 +27,14 @@ def run_startup(ctx: Context) -> Section:
     rounds = 8 if ctx.quick else 40
     budget = Budget((25 if ctx.quick else 100) * ctx.deadline_factor)
     to_first: dict[str, list[float]] = {}
+    to_first_pid1: dict[str, list[float]] = {}
     wall_true: dict[str, list[float]] = {}
-    errors: dict[str, str] = ctx.failures()
+    errors: dict[str, str] = ctx.failures(with_floor=True)
     floor_py = "python3 -c pass (floor)"
     floor_true = "bare `true` (floor)"
-    runners = [BARE, *ctx.available]
+    runners = [BARE, *ctx.measured]
+    unshare = shutil.which("unshare")
+    as_pid1 = [unshare, "--pid", "--fork", "--mount-proc"] if unshare else None
     done = 0
     for r in range(rounds):
         if budget.over() and r >= 3:
@@ -41,6 +46,11 @@ def run_startup(ctx: Context) -> Section:
                 if st != 0 or not out.strip().isdigit():
                     raise RuntimeError(f"exit {st}, output {out[:60]!r}")
                 to_first.setdefault(name, []).append((int(out) - t0) / 1e6)
+                if as_pid1:  # the same, as PID 1 of a fresh PID namespace (unshare's cost in every row)
+                    t0, _, st, out = _spawntime([*as_pid1, *init.cmd([first])])
+                    if st != 0 or not out.strip().isdigit():
+                        raise RuntimeError(f"as PID 1: exit {st}, output {out[:60]!r}")
+                    to_first_pid1.setdefault(name, []).append((int(out) - t0) / 1e6)
                 t0, t1, st, _ = _spawntime(init.cmd(["true"]))
                 if st != 0:
                     raise RuntimeError(f"`-- true` exit {st}")
@@ -54,20 +64,31 @@ def run_startup(ctx: Context) -> Section:
         except Exception as e:  # noqa: BLE001
             errors[floor_py] = str(e)[:200]
         done += 1
-    order = [BARE.name, *[i.name for i in ctx.inits]]
+    order = [BARE.name, *ctx.measured_names]
     sec.add(f"{done} interleaved rounds. Launch is `posix_spawn` in a small C launcher; the child "
-            "is a static C program whose `main()` reads `CLOCK_MONOTONIC` first thing.")
+            "is a static C program whose `main()` reads `CLOCK_MONOTONIC` first thing. "
+            "*python floor* is `benchmarks/floor_init.py`, the least a correct Python PID 1 does, "
+            "on graceinit's interpreter.")
     sec.add("**Launch → child's first instruction** (ms)\n\n" +
             stats_table("init", "ms", to_first, failures=errors, order=order))
-    order2 = [floor_true, floor_py, *[i.name for i in ctx.inits]]
+    if to_first_pid1:
+        sec.add("**Launch → child's first instruction, as PID 1** (ms): "
+                "`unshare --pid --fork --mount-proc INIT -- firstinsn`, so every row, bare included, "
+                "pays unshare's own fork and /proc mount\n\n" +
+                stats_table("init", "ms", to_first_pid1, failures=errors, order=order))
+    order2 = [floor_true, floor_py, *ctx.measured_names]
     sec.add("**Total wall time of `INIT -- true`** (launch → init exited, ms)\n\n" +
             stats_table("init", "ms", wall_true, failures=errors, order=order2))
     med = {k: (Stats.of(v).median if v else None) for k, v in to_first.items()}
     medw = {k: (Stats.of(v).median if v else None) for k, v in wall_true.items()}
+    medp = {k: (Stats.of(v).median if v else None) for k, v in to_first_pid1.items()}
     sec.head("launch → child's first instruction (median)",
-             {i.name: med.get(i.name) for i in ctx.inits}, "ms")
+             {n: med.get(n) for n in ctx.measured_names}, "ms")
+    if medp:
+        sec.head("… as PID 1 under `unshare` (median)", {n: medp.get(n) for n in ctx.measured_names}, "ms",
+                 note=f"bare under unshare: {fmt(medp.get(BARE.name))} ms")
     sec.head("wall time of `INIT -- true` (median)",
-             {i.name: medw.get(i.name) for i in ctx.inits}, "ms")
+             {n: medw.get(n) for n in ctx.measured_names}, "ms")
     g, t = med.get("graceinit"), med.get("tini")
     fl = medw.get(floor_py)
     site = _site_cost()
@@ -82,7 +103,7 @@ def run_startup(ctx: Context) -> Section:
                             "(`pip install -e`); a regular (wheel) install, as in a container image, does "
                             "not pay that" if site.get("editable_ms") else ""))
         sec.add("\n".join(lines))
-    sec.raw = dict(to_first_ms=to_first, wall_true_ms=wall_true, errors=errors, site=site)
+    sec.raw = dict(to_first_ms=to_first, to_first_pid1_ms=to_first_pid1, wall_true_ms=wall_true, errors=errors, site=site)
     sec.raw["targets"] = [dict(
         target="time-to-exec within 60 ms of tini",
         graceinit=f"{fmt(g)} ms" if g is not None else "failed to run",
@@ -168,16 +189,6 @@ def run_sigwindow(ctx: Context) -> Section:
 
 
 
-def _interpreter_of(script: str) -> str:
-    """The interpreter a console script runs on (its `#!` line), or this one."""
-    try:
-        with open(script, "rb") as f:
-            first = f.readline().decode(errors="replace")
-    except OSError:
-        return PYTHON
-    return first[2:].split()[0] if first.startswith("#!") and first[2:].split() else PYTHON
-
-
 def import_breakdown(python: str, module: str = "graceinit.startup", runs: int = 15) -> dict:
     """Median self and cumulative `-X importtime` of every module imported by `import MODULE`
     (after the interpreter's own start-up and `site`), over `runs` runs."""
@@ -220,7 +231,7 @@ def run_imports(ctx: Context) -> Section:
     sec = Section("imports", "Import-time breakdown of graceinit's start-up path")
     from .common import GRACEINIT
 
-    python = _interpreter_of(GRACEINIT)
+    python = interpreter_of(GRACEINIT)
     runs = 5 if ctx.quick else 15
     try:
         found = import_breakdown(python, runs=runs)
