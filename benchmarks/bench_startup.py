@@ -8,7 +8,7 @@ import shutil
 import subprocess
 
 from .common import (BARE, PYTHON, Budget, Context, Section, Stats, fmt, helper, interpreter_of,
-                     stats_table)
+                     shown_path, stats_table)
 
 
 def _spawntime(argv: list[str]) -> tuple[int, int, int, str]:
@@ -245,7 +245,7 @@ def run_imports(ctx: Context) -> Section:
               + (f"`{v['imported_by']}`" if v["imported_by"] else "") + " |" for n, v in shown]
     heavy = [n for n in ("click", "re", "enum", "typing", "dataclasses", "inspect", "psutil")
              if n in found["modules"]]
-    sec.add(f"`{python} -X importtime -c 'import graceinit.startup'`, median of {runs} runs, the "
+    sec.add(f"`{shown_path(python)} -X importtime -c 'import graceinit.startup'`, median of {runs} runs, the "
             f"modules loaded after `site` (the interpreter's own start-up is the floor rows' business). "
             f"Total: **{fmt(found['total_ms'])} ms**. Known-heavy modules still on the path: "
             + (", ".join(f"`{n}`" for n in heavy) or "none") + ".")

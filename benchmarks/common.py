@@ -128,7 +128,8 @@ def check_floor(init: Init, timeout: float = 20.0) -> None:
         res = json.loads(lines[-1])
         left = res["left_at_end"] + res["zombies_after_50ms"] + res["unreaped_after_50ms"]
         if res["timed_out"] or left or res["made"] != 300:
-            return fail(f"orphans as PID 1: {left} of {res['made']} left unreaped")
+            return fail(f"orphans as PID 1: {res['left_at_end']} of {res['made']} left unreaped "
+                        f"at the end, {left - res['left_at_end']} still there 50 ms later")
 
 
 def probe(init: Init, timeout: float = 15.0) -> None:
@@ -492,10 +493,18 @@ def machine_info() -> dict[str, str]:
         "nproc": str(aff),
         "cpu": cpu or platform.processor(),
         "kernel": platform.release(),
-        "python": f"{platform.python_implementation()} {platform.python_version()} ({PYTHON})",
+        "python": f"{platform.python_implementation()} {platform.python_version()} ({shown_path(PYTHON)})",
         "memory": mem,
         "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
+
+
+def shown_path(path: str) -> str:
+    """A path as a report shows it: relative to the checkout when inside it (no machine paths)."""
+    try:
+        return str(Path(path).absolute().relative_to(REPO))
+    except ValueError:
+        return path
 
 
 def timed(fn: Callable[[], object]) -> tuple[object, float]:

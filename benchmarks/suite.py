@@ -54,6 +54,8 @@ def render(ctx: Context, sections: list[Section], meta: dict) -> str:
     out.append(f"Run on **{meta['date']}** with `{meta['command']}` "
                f"({'quick smoke run' if ctx.quick else 'full run'}, {meta['duration']:.0f} s). "
                "How each number is made: [README.md](README.md).")
+    if meta.get("note"):
+        out += ["", meta["note"]]
     out.append("")
     m = meta["machine"]
     out.append("## Machine\n")
@@ -133,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="FILE", help="write the raw measurements as JSON here")
     ap.add_argument("--inits", metavar="LIST", help="comma list of inits to compare (default: all)")
     ap.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    ap.add_argument("--note", metavar="TEXT", help="a paragraph to put under the report's title")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     args = ap.parse_args(argv)
     if args.list:
@@ -150,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.monotonic()
     meta = dict(date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 command=" ".join(["python -m benchmarks", *map(shlex.quote, argv if argv is not None else sys.argv[1:])]),
-                machine=machine_info())
+                machine=machine_info(), note=args.note or "")
     meta["load_start"] = meta["machine"]["loadavg"]
     ctx.log("building C helpers")
     build_helpers()
