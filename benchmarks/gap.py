@@ -1,6 +1,6 @@
 """Where graceinit's start-up goes, next to the Python floor (issue 20's diagnosis).
 
-    python -m benchmarks.gap timeline [--runs 21]   # launch → main → imports done → fork → exec → child
+    python -m benchmarks.gap timeline [--runs 21]   # launch → main → imports → fork → exec → child; fork → first wait
     python -m benchmarks.gap imports  [--runs 15]   # -X importtime, split at the child's fork
     python -m benchmarks.gap profile                # cProfile of graceinit's set-up before the fork
     python -m benchmarks.gap lazy     [--runs 15]   # what the stop-only modules cost to import
@@ -47,6 +47,25 @@ def _hook(event, args):
         _seen.add("startup")
         _mark("import graceinit.startup")
 sys.addaudithook(_hook)
+# The first time the init sleeps for events after the fork: graceinit's poll(), the floor's
+# sigwaitinfo(). Both are looked up at call time, so wrapping them here is seen.
+import select, _signal
+_poll, _sigwaitinfo = select.poll, _signal.sigwaitinfo
+def _first_wait():
+    if "wait" not in _seen and "os.fork" in _seen:
+        _seen.add("wait")
+        _mark("first wait")
+class _Poll:
+    def __init__(self):
+        self._p = _poll()
+        self.register, self.unregister, self.modify = self._p.register, self._p.unregister, self._p.modify
+    def poll(self, *args):
+        _first_wait()
+        return self._p.poll(*args)
+def _sigwait(sigset):
+    _first_wait()
+    return _sigwaitinfo(sigset)
+select.poll, _signal.sigwaitinfo = _Poll, _sigwait
 script = sys.argv[1]
 sys.argv = sys.argv[1:]
 exec(compile(open(script).read(), script, "exec"), {"__name__": "__main__"})
@@ -134,6 +153,9 @@ def timeline(runs: int, pid1: bool) -> None:
             for (a, ta), (b, tb) in zip(points, points[1:]):
                 d.setdefault(f"{a} → {b}", []).append((tb - ta) / 1e6)
             d.setdefault("launch → child's first instruction (total)", []).append((t_child - t0) / 1e6)
+            if "first wait" in m:
+                d.setdefault("fork → the init's first wait for events (parent)", []).append(
+                    (m["first wait"] - m["os.fork"]) / 1e6)
     print(f"median of {runs} interleaved runs{' as PID 1 (unshare)' if pid1 else ''}, ms "
           f"(load {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
     for name, d in phases.items():
