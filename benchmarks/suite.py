@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     set_subreaper()
     t_start = time.monotonic()
     meta = dict(date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                command=" ".join(["python -m benchmarks", *map(shlex.quote, argv if argv is not None else sys.argv[1:])]),
+                command=" ".join(["python -m benchmarks", *map(shlex.quote, _shown_args(argv if argv is not None else sys.argv[1:]))]),
                 machine=machine_info(), note=args.note or "")
     meta["load_start"] = meta["machine"]["loadavg"]
     ctx.log("building C helpers")
@@ -198,6 +198,20 @@ def main(argv: list[str] | None = None) -> int:
                  sections={s.key: dict(title=s.title, raw=s.raw, error=s.error, seconds=s.seconds)
                            for s in sections}), indent=1, default=str))
     return 0
+
+
+def _shown_args(args: list[str]) -> list[str]:
+    """The command line as the report shows it: without --json FILE (a local path) and the
+    --note text (printed under the title already)."""
+    shown, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in ("--json", "--note"):
+            skip = True
+        elif not arg.startswith(("--json=", "--note=")):
+            shown.append(arg)
+    return shown
 
 
 def _issue11_targets(sections: list) -> list[list[str]]:
