@@ -32,8 +32,8 @@ from .common import FLOOR_INIT, GRACEINIT as _GRACEINIT, helper, interpreter_of
 
 GRACEINIT = os.path.abspath(_GRACEINIT)  # the runs start in /, where a checkout cannot shadow it
 
-# Runs `sys.argv[1]` as a script after noting the phases on fd 2 ("@@ TAG NS" lines).
-WRAPPER = r"""
+# Notes the phases on fd 2 ("@@ TAG NS" lines); RUN_SCRIPT then runs `sys.argv[1]` as a script.
+MARKS = r"""
 import os, sys, time
 def _mark(tag):
     os.write(2, ("@@ %s %d\n" % (tag, time.monotonic_ns())).encode())
@@ -47,6 +47,10 @@ def _hook(event, args):
         _seen.add("startup")
         _mark("import graceinit.startup")
 sys.addaudithook(_hook)
+"""
+# Also marks the first time the init sleeps for events after the fork (timeline only: it
+# imports select, which would then not show among graceinit's imports).
+WAIT_MARK = r"""
 # The first time the init sleeps for events after the fork: graceinit's poll(), the floor's
 # sigwaitinfo(). Both are looked up at call time, so wrapping them here is seen.
 import select, _signal
@@ -66,10 +70,14 @@ def _sigwait(sigset):
     _first_wait()
     return _sigwaitinfo(sigset)
 select.poll, _signal.sigwaitinfo = _Poll, _sigwait
+"""
+RUN_SCRIPT = r"""
 script = sys.argv[1]
 sys.argv = sys.argv[1:]
 exec(compile(open(script).read(), script, "exec"), {"__name__": "__main__"})
 """
+WRAPPER = MARKS + RUN_SCRIPT
+TIMELINE_WRAPPER = MARKS + WAIT_MARK + RUN_SCRIPT
 
 PROFILE_WRAPPER = r"""
 import cProfile, os, pstats, sys
@@ -120,8 +128,8 @@ def _run(argv: list[str], timeout: float = 30.0, env: dict | None = None) -> tup
 def _rows(pid1: bool) -> list[tuple[str, list[str]]]:
     python = interpreter_of(GRACEINIT)
     pre = ["unshare", "--pid", "--fork", "--mount-proc"] if pid1 else []
-    return [("graceinit", [*pre, python, "-c", WRAPPER, GRACEINIT]),
-            ("python floor", [*pre, python, "-c", WRAPPER, str(FLOOR_INIT)])]
+    return [("graceinit", [*pre, python, "-c", TIMELINE_WRAPPER, GRACEINIT]),
+            ("python floor", [*pre, python, "-c", TIMELINE_WRAPPER, str(FLOOR_INIT)])]
 
 
 def _marks(stderr: bytes) -> dict[str, int]:
@@ -164,9 +172,13 @@ def timeline(runs: int, pid1: bool) -> None:
             print(f"  {k:48} {statistics.median(v):8.2f}   (min {min(v):.2f})")
 
 
-def imports(runs: int, pid1: bool) -> None:
-    """-X importtime of the launcher's whole run: modules before the child's fork, after it."""
-    python = interpreter_of(GRACEINIT)
+def import_phases(runs: int, pid1: bool, graceinit: str = "") -> dict:
+    """-X importtime of the launcher's whole run, as the container runs it (posix_spawn; as
+    PID 1 with `pid1`): every module imported before the child's fork (on the launch → exec
+    path) with its median self and cumulative ms, and those imported after it (paid later),
+    with the phase each first appeared in."""
+    script = os.path.abspath(graceinit) if graceinit else GRACEINIT
+    python = interpreter_of(script)
     pre = ["unshare", "--pid", "--fork", "--mount-proc"] if pid1 else []
     # The child asks for the stop itself, so the stop's imports show up after the kill mark.
     child = ["sh", "-c", "sleep 0.2; kill -TERM 1" if pid1 else "sleep 0.2; kill -TERM $PPID"]
@@ -174,40 +186,57 @@ def imports(runs: int, pid1: bool) -> None:
     cumulative: dict[str, list[int]] = {}
     after: dict[str, list[int]] = {}
     phase_of: dict[str, str] = {}
+    importer: dict[str, str] = {}
     for _ in range(runs):
-        _, _, stderr, _ = _run([*pre, python, "-X", "importtime", "-c", WRAPPER, GRACEINIT, "--", *child])
+        code, _, stderr, _ = _run([*pre, python, "-X", "importtime", "-c", WRAPPER, script, "--", *child])
+        if code != 143 and code != 0:
+            raise RuntimeError(f"graceinit exited {code}: {stderr.decode(errors='replace')[-300:]}")
         phase, seen_site = "start", False
+        waiting: list[tuple[int, str]] = []  # (depth, name) of imports whose importer is not printed yet
         for line in stderr.decode(errors="replace").splitlines():
             if line.startswith("@@ "):
                 tag = line[3:].rpartition(" ")[0]
                 if tag == "os.fork":
                     phase = "running"
                 elif tag in ("os.kill", "os.killpg") and phase == "running":
-                    phase = "stop (after the first kill)"
+                    phase = "stop"
                 continue
             parts = line.split("|")
             if not line.startswith("import time:") or len(parts) != 3 or not parts[1].strip().isdigit():
                 continue
-            name = parts[2].strip()
-            if not seen_site:
+            name = parts[2].rstrip()
+            depth = (len(name) - len(name.lstrip())) // 2
+            name = name.strip()
+            if not seen_site:  # the interpreter's own start-up and `site`: the floor pays them too
                 seen_site = name == "site"
                 continue
+            # -X importtime prints an import after everything it imported, one level deeper.
+            while waiting and waiting[-1][0] > depth:
+                importer.setdefault(waiting.pop()[1], name)
+            waiting.append((depth, name))
             us = int(parts[0].split(":")[1])
             (before if phase == "start" else after).setdefault(name, []).append(us)
             cumulative.setdefault(name, []).append(int(parts[1]))
             phase_of[name] = phase
     med = lambda xs: statistics.median(xs) / 1e3  # noqa: E731
+    return dict(runs=runs, pid1=pid1, python=python,
+                before={n: dict(self_ms=med(v), cumulative_ms=med(cumulative[n]), seen=len(v),
+                                imported_by=importer.get(n, "")) for n, v in before.items()},
+                after={n: dict(self_ms=med(v), phase=phase_of[n], seen=len(v), imported_by=importer.get(n, ""))
+                       for n, v in after.items()})
+
+
+def imports(runs: int, pid1: bool) -> None:
+    found = import_phases(runs, pid1)
     print(f"-X importtime, median of {runs} runs{' as PID 1' if pid1 else ''}, ms; "
           f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    total = 0.0
-    print("\nbefore the child's fork (on the launch → exec path): self, cumulative")
-    for name, v in sorted(before.items(), key=lambda kv: -med(kv[1])):
-        total += med(v)
-        print(f"  {name:32} {med(v):7.3f} {med(cumulative[name]):7.3f}")
-    print(f"  {'sum of self times':32} {total:7.3f}")
+    print("\nbefore the child's fork (on the launch → exec path): self, cumulative, runs seen in")
+    for name, v in sorted(found["before"].items(), key=lambda kv: -kv[1]["self_ms"]):
+        print(f"  {name:32} {v['self_ms']:7.3f} {v['cumulative_ms']:7.3f}  {v['seen']}  {v['imported_by']}")
+    print(f"  {'sum of self times':32} {sum(v['self_ms'] for v in found['before'].values()):7.3f}")
     print("\nafter the fork (paid later; the phase where each first appeared)")
-    for name, v in sorted(after.items(), key=lambda kv: -med(kv[1])):
-        print(f"  {name:32} {med(v):7.3f}   {phase_of[name]}")
+    for name, v in sorted(found["after"].items(), key=lambda kv: -kv[1]["self_ms"]):
+        print(f"  {name:32} {v['self_ms']:7.3f}   {v['phase']}")
 
 
 def profile(pid1: bool) -> None:

@@ -21,7 +21,7 @@ from .common import (Context, Section, Stats, all_inits, build_helpers, check_fl
 BENCHMARKS: dict[str, tuple[Callable[[Context], Section], str]] = {
     "startup": (bench_startup.run_startup, "launch → child's first instruction; wall of `INIT -- true`"),
     "sigwindow": (bench_startup.run_sigwindow, "exec of the init → SIGTERM blocked/caught"),
-    "imports": (bench_startup.run_imports, "import-time breakdown of `import graceinit.startup`"),
+    "imports": (bench_startup.run_imports, "every module on graceinit's container path and its import time"),
     "memory": (bench_resident.run_memory, "the init's RSS/PSS while the child sleeps"),
     "signals": (bench_signals.run_signals, "SIGUSR1 send → child's handler latency"),
     "reaping": (bench_reaping.run_reaping, "10,000 orphans reaped as PID 1 (unshare)"),
