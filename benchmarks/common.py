@@ -21,7 +21,8 @@ BIN = CACHE / "bin"
 CSRC = HERE / "csrc"
 PYTHON = sys.executable  # the venv's python: the interpreter graceinit runs on
 
-GRACEINIT = os.environ.get("BENCH_GRACEINIT") or str(REPO / ".venv" / "bin" / "graceinit")
+# Absolute: some runs start in / (so that a checkout cannot shadow the installed package).
+GRACEINIT = os.path.abspath(os.environ.get("BENCH_GRACEINIT") or str(REPO / ".venv" / "bin" / "graceinit"))
 TINI = shutil.which("tini") or "/usr/bin/tini"
 DUMB_INIT = shutil.which("dumb-init") or "/usr/bin/dumb-init"
 FLOOR_INIT = HERE / "floor_init.py"  # the least a correct Python PID 1 does (issue 20)

@@ -107,9 +107,13 @@ def _run(argv: list[str], timeout: float = 30.0, env: dict | None = None) -> tup
         actions = [(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
                    (os.POSIX_SPAWN_DUP2, out.fileno(), 1), (os.POSIX_SPAWN_DUP2, err.fileno(), 2)]
         exe = shutil.which(argv[0]) or argv[0]
-        os.chdir("/")  # a checkout in the working directory cannot shadow the installed package
-        t0 = time.monotonic_ns()
-        pid = os.posix_spawn(exe, argv, env if env is not None else os.environ, file_actions=actions)
+        here = os.getcwd()
+        os.chdir("/")  # the child starts in /: a checkout there cannot shadow the installed package
+        try:
+            t0 = time.monotonic_ns()
+            pid = os.posix_spawn(exe, argv, env if env is not None else os.environ, file_actions=actions)
+        finally:
+            os.chdir(here)  # posix_spawn returns once the child has exec'd: it keeps /
         end = time.monotonic() + timeout
         while True:
             done, status = os.waitpid(pid, os.WNOHANG)
