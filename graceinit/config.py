@@ -16,7 +16,7 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+    from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
     Argv = Tuple[str, ...]
 else:
@@ -130,7 +130,7 @@ class Config(_Frozen):
         "stop_delay", "stop_delay_auto", "stop_delay_min", "stop_delay_max", "grace_period",
         "hook_timeout", "leftover_grace", "termination_budget", "ready_file", "stdout", "stderr",
         "link_stdout", "link_stderr", "listen", "notify", "restart_signal", "ready_timeout",
-        "drain_ignore",
+        "drain_ignore", "stop_signals",
     )
     _defaults = {
         "process_group": True,
@@ -163,6 +163,7 @@ class Config(_Frozen):
         "restart_signal": None,
         "ready_timeout": 10.0,
         "drain_ignore": (),  # normalized CIDR strings
+        "stop_signals": frozenset({_signal.SIGTERM, _signal.SIGINT}),  # run the stop sequence
     }
     command: Argv
     process_group: bool
@@ -195,6 +196,12 @@ class Config(_Frozen):
     restart_signal: Optional[int]
     ready_timeout: float
     drain_ignore: Tuple[str, ...]
+    stop_signals: FrozenSet[int]
+
+    @property
+    def wanted_stop_delay(self) -> float:
+        """The stop delay asked for: --stop-delay, or with auto its maximum."""
+        return self.stop_delay_max if self.stop_delay_auto else self.stop_delay
 
 
 # --- numbers -----------------------------------------------------------------------------
@@ -271,6 +278,19 @@ def _signal_tables() -> None:
 
 def _valid_signal(number: int) -> bool:
     return 0 < number < 65 and number in _signal.valid_signals()
+
+
+# Never catchable.
+UNCATCHABLE = frozenset({_signal.SIGKILL, _signal.SIGSTOP})
+# Raised by the CPU for a fault in graceinit itself. A handler that returns would re-run the
+# faulting instruction forever, so these stay blocked (signals.py): a real fault still kills
+# graceinit (the kernel forces it), and a kill(2) of one stays pending instead of being forwarded.
+SYNCHRONOUS = frozenset({_signal.SIGSEGV, _signal.SIGBUS, _signal.SIGFPE, _signal.SIGILL})
+
+
+def handled(number: int) -> bool:
+    """graceinit catches it (and so can act on it or pass it on)."""
+    return _valid_signal(number) and number not in UNCATCHABLE and number not in SYNCHRONOUS
 
 
 def parse_signal(text: str) -> int:
@@ -524,9 +544,7 @@ def build_config(command: Sequence[str], values: Mapping[str, Any], named: Mappi
     error: the option as typed, or the variable and its value. click's callback shares it."""
     restart = values["restart_signal"]
     if restart is not None:
-        from graceinit.signals import HANDLED_SIGNALS  # only when the option is given
-
-        if signal_name(restart) in _NOT_FOR_RESTART or restart not in HANDLED_SIGNALS:
+        if signal_name(restart) in _NOT_FOR_RESTART or not handled(restart):
             raise ConfigError(f"{named['restart_signal']}: {signal_name(restart)} cannot be the restart signal")
     if values["stop_delay_min"] > values["stop_delay_max"]:
         raise ConfigError(f"{named['stop_delay_min']} is more than {named['stop_delay_max']}")

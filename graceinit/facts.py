@@ -12,7 +12,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs every container start: annotations only
     from typing import Dict, List, Optional
 
-from graceinit.spawn import Proc
+from graceinit.proc import Proc
 
 
 class StopRequest:

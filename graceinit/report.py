@@ -26,6 +26,9 @@ class Reporter(Protocol):
 
     def enabled(self, level: int) -> bool: ...
 
+    def dropped(self) -> int:
+        """How many log lines could not be written (the termination report says so)."""
+
 
 def internal_error(report: Reporter, message: str) -> None:
     """A bug in graceinit, reported with the traceback of the exception being handled."""
@@ -42,6 +45,9 @@ class LogReporter:
 
     def enabled(self, level: int) -> bool:
         return log.enabled(level)
+
+    def dropped(self) -> int:
+        return log.dropped_total()
 
 
 class StopRecord:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # typing costs every container start: annotations only
     from graceinit.config import Config
     from graceinit.facts import Facts
     from graceinit.report import Reporter, StopRecord
-    from graceinit.spawn import Proc
+    from graceinit.proc import Proc
     from graceinit.waits import Steps
 
 from graceinit.log import DEBUG, INFO, WARNING
@@ -53,7 +53,7 @@ class StopDelay:
         assert facts.stop is not None
         started = self.system.now()
         auto = config.stop_delay_auto
-        wanted = config.stop_delay_max if auto else config.stop_delay
+        wanted = config.wanted_stop_delay
         deadline = self.budget.cap(started + wanted, facts.stop.at)
         assert deadline is not None
         seconds = max(0.0, deadline - started)

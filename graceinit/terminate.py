@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # typing costs every container start: annotations only
 
     from graceinit.waits import Steps
 
-from graceinit.spawn import Proc
+from graceinit.proc import Proc
 from graceinit.waits import Wait
 
 if TYPE_CHECKING:
