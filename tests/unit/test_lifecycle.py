@@ -258,3 +258,15 @@ def test_every_event_has_a_stable_name() -> None:
     assert names == ["child_started", "stop_signal", "stop_delay", "stop_delay_ended", "stop_forwarded",
                      "child_exited",
                      "hook_started", "hook_finished", "exiting", "termination_report"]
+
+
+def test_the_docs_show_the_one_stop_signal_table() -> None:
+    # Issue 17: one table says what each stop signal does in each phase; the page shows it.
+    from pathlib import Path
+
+    from graceinit.lifecycle import PHASE_WORDS, STOP_SIGNAL_TABLE
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "stop-sequence.md").read_text()
+    rows = [f"| {phase} | {first} | {second} | {third} |" for phase, first, second, third in STOP_SIGNAL_TABLE]
+    assert "\n".join(rows) in page
+    assert [row[0] for row in STOP_SIGNAL_TABLE] == list(PHASE_WORDS)  # every phase, in order
