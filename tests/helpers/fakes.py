@@ -153,6 +153,12 @@ class FakeSystem:
     def leftovers(self) -> List[int]:
         return list(self.leftover_pids)
 
+    def traffic_watch(self, root_pid: int, ignore: Sequence[str]) -> Any:
+        """No traffic to see here (tests/unit/test_drain.py records some)."""
+        from graceinit.drain import Unavailable
+
+        raise Unavailable("the fake system has no traffic to watch")
+
     def hook_files(self, directory: Optional[str]) -> List[str]:
         return [] if directory is None else list(self.hook_dirs.get(directory, []))
 
