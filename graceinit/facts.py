@@ -28,12 +28,12 @@ class StopRequest:
 
 
 class Facts:
-    __slots__ = ("stops", "restarts_requested", "procs", "hook", "early_signals")
+    __slots__ = ("stops", "restarts_requested", "children", "hook", "early_signals")
 
     def __init__(self) -> None:
         self.stops: List[StopRequest] = []
         self.restarts_requested = 0
-        self.procs: Dict[int, Proc] = {}  # started by graceinit, not yet reaped
+        self.children: Dict[int, Proc] = {}  # started by graceinit (child, hooks), not yet reaped
         self.hook: Optional[Proc] = None  # the hook running now
         self.early_signals: List[int] = []  # arrived before the child existed, no hook running
 

@@ -22,7 +22,7 @@ from graceinit.config import signal_name
 from graceinit.hooks import show
 from graceinit.lifecycle import INTERNAL_ERROR, StopSignalsAgain, grace_escalation
 from graceinit.log import INFO, WARNING
-from graceinit.terminate import Procs, terminate
+from graceinit.terminate import Children, terminate
 from graceinit.waits import Wait
 
 
@@ -37,7 +37,7 @@ def fallback(life: Lifecycle) -> Steps[int]:
         signum = life.rewritten(facts.stop.signum)
         life.report.emit(INFO, "stop_forwarded", f"sending {signal_name(signum or 0)} to the child",
                          signal=signal_name(signum or 0))
-        targets = Procs(system, generations.running, not config.single_child)
+        targets = Children(system, generations.running, not config.single_child)
         escalation = grace_escalation(facts, life.rewritten)
         yield from terminate(system.now, targets, signum, deadline, escalation, life.killing_children)
     if not life.post_hooks_started:
@@ -53,10 +53,10 @@ def fallback(life: Lifecycle) -> Steps[int]:
             except Exception as error:
                 life.report.emit(WARNING, "hook_failed", f"post hook {show(argv)}: {error}")
                 continue
-            facts.procs[hook.pid] = hook
+            facts.children[hook.pid] = hook
             deadline = None if config.hook_timeout is None else system.now() + config.hook_timeout
             escalation = StopSignalsAgain(facts, facts.stop_count)
-            yield from terminate(system.now, Procs(system, lambda: [hook]), None, deadline, escalation)
+            yield from terminate(system.now, Children(system, lambda: [hook]), None, deadline, escalation)
     if generations.current is None and life.status_without_child is None:
         return INTERNAL_ERROR
     return life.exit_code()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from graceinit.config import Argv, Hooks, exit_status
 from graceinit.log import DEBUG, INFO, WARNING
 from graceinit.proc import Environ, SpawnError
-from graceinit.terminate import EXITED, NEVER, Procs, terminate
+from graceinit.terminate import EXITED, NEVER, Children, terminate
 from graceinit.waits import Wait
 
 TYPE_CHECKING = False
@@ -76,10 +76,10 @@ def run(
         report.emit(WARNING, "hook_failed", f"{phase} hook {shown}: cannot start: {error.strerror or error}",
                     phase=phase, command=shown, status=CANNOT_RUN)
         return CANNOT_RUN
-    facts.procs[hook.pid] = hook
+    facts.children[hook.pid] = hook
     facts.hook = hook
     deadline = None if timeout is None else system.now() + timeout
-    targets = Procs(system, lambda: [hook])
+    targets = Children(system, lambda: [hook])
 
     def killing(reason: str) -> None:
         if reason == "escalation":

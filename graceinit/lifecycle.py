@@ -40,7 +40,7 @@ from graceinit.hooks import show
 from graceinit.log import DEBUG, ERROR, INFO, NOTICE, WARNING
 from graceinit.proc import Environ, Proc, SpawnError
 from graceinit.report import Reporter, StopRecord, internal_error, termination_message
-from graceinit.terminate import EXITED, Pids, Procs, send, terminate
+from graceinit.terminate import EXITED, Pids, Children, send, terminate
 from graceinit.waits import Wait
 
 INTERNAL_ERROR = 70
@@ -274,7 +274,7 @@ class Lifecycle:
             self._say(ERROR, "spawn_failed", str(error), status=error.status)
             self.status_without_child = error.status
             return
-        self.facts.procs[child.pid] = child
+        self.facts.children[child.pid] = child
         self.generations.current = child
         if self.report.enabled(INFO):  # quoting the command costs an import on the start-up path
             self._say(INFO, "child_started", f"started {show(self.config.command)} as pid {child.pid}",
@@ -310,7 +310,7 @@ class Lifecycle:
 
         def spawn() -> Proc:
             proc = self.system.spawn_child(config.command, self.environ)
-            self.facts.procs[proc.pid] = proc
+            self.facts.children[proc.pid] = proc
             return proc
 
         return Restart(
@@ -475,7 +475,7 @@ class Lifecycle:
     def ours(self) -> Optional[Dict[int, Proc]]:
         """The processes whose exits are events; orphans' exits are reaped without one
         unless they are logged."""
-        return None if self.report.enabled(DEBUG) else self.facts.procs
+        return None if self.report.enabled(DEBUG) else self.facts.children
 
     def handle(self, event: Event) -> bool:
         """Record what happened; True when it is a fact the life cycle may be waiting for
@@ -523,7 +523,7 @@ class Lifecycle:
         return False
 
     def _on_exited(self, pid: int, wait_status: int) -> bool:
-        proc = self.facts.procs.pop(pid, None)
+        proc = self.facts.children.pop(pid, None)
         if proc is None:
             if self.report.enabled(DEBUG):  # a burst can be 10,000 orphans: format lazily
                 self._say(DEBUG, "orphan_reaped", f"reaped orphan {pid} (status {exit_status(wait_status)})",
@@ -574,8 +574,8 @@ class Lifecycle:
             return
         send(self.system, serving, target, not self.config.single_child)
 
-    def _group_or_pid(self, procs: Callable[[], Sequence[Proc]]) -> Procs:
-        return Procs(self.system, procs, not self.config.single_child)
+    def _group_or_pid(self, procs: Callable[[], Sequence[Proc]]) -> Children:
+        return Children(self.system, procs, not self.config.single_child)
 
     def kill_children(self) -> None:
         """SIGKILL every child generation and its group (startup.py's last resort)."""

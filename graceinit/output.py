@@ -34,7 +34,9 @@ class ChildOutput:
 
 def given_as(option: str, value: str) -> str:
     """What the user typed: the option, or the GRACEINIT_* variable that set `value`."""
-    variable = "GRACEINIT_" + option.lstrip("-").replace("-", "_").upper()
+    from graceinit.options import envvar_for  # loaded already: cli.py parses with it
+
+    variable = envvar_for(option)
     return variable if os.environ.get(variable) == value else option
 
 

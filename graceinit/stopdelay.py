@@ -38,11 +38,7 @@ class StopDelay:
         targets: Callable[[], List[Proc]],
         child_pid: int,
     ) -> None:
-        self.config = config
-        self.system = system
-        self.report = report
-        self.facts = facts
-        self.budget = budget
+        self.config, self.system, self.report, self.facts, self.budget = config, system, report, facts, budget
         self._targets = targets  # the generations the stop signal will go to
         self._child_pid = child_pid  # whose traffic --stop-delay auto watches
 
