@@ -238,8 +238,9 @@ class Lifecycle:
             self._enter(STOP_HOOKS)
             yield from self._stop_hooks()
             if stop is not None and self._stop_targets():
-                self._enter(STOP_DELAY)
-                yield from self._stop_delay()
+                if config.wanted_stop_delay > 0:  # none asked for: no delay, and nothing to report
+                    self._enter(STOP_DELAY)
+                    yield from self._stop_delay()
                 if self._stop_targets():
                     self._enter(GRACE_PERIOD)
                     yield from self._forward_and_grace()

@@ -58,7 +58,7 @@ class StopRecord:
         self.at = at
         self.budget_s = budget_s
         self.phases: Dict[str, float] = {}  # phase -> seconds spent
-        self.stop_delay_ended: Optional[str] = None
+        self.stop_delay_ended = "none"  # no delay was asked for; else why it ended
         self.forwarded = False
         self.ended_by = "exit"
         self.leftovers_terminated = 0
@@ -91,7 +91,7 @@ class StopRecord:
 def termination_message(fields: Dict[str, Any]) -> str:
     """The report as one text line."""
     delay = f"stop delay {fields['stop_delay_s']:g}s"
-    if fields.get("stop_delay_ended"):
+    if fields["stop_delay_ended"] != "none":
         delay += f" ({fields['stop_delay_ended']})"
     parts = [
         f"termination report: {fields['signal']} -> exit {fields['status']} in {fields['total_s']:g}s,"

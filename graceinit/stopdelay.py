@@ -3,8 +3,9 @@
 A fixed time (--stop-delay 5), or with --stop-delay auto until requests stop arriving
 (drain.py decides from samples of the app's traffic, traffic.py takes them). Either ends
 early on a second stop signal ("hurried") or once the child has exited ("child exited"), and
-never outlasts --termination-budget ("budget"). The life cycle runs it as one step:
-`yield from StopDelay(...).run()`; it is imported only when a stop begins.
+never outlasts --termination-budget ("budget"). The life cycle runs it as one step,
+`yield from StopDelay(...).run()`, when a delay was asked for (--stop-delay above 0, or
+auto; without one there is no delay and nothing to report); it is imported only then.
 """
 
 from __future__ import annotations
@@ -53,12 +54,12 @@ class StopDelay:
         deadline = self.budget.cap(started + wanted, facts.stop.at)
         assert deadline is not None
         seconds = max(0.0, deadline - started)
-        reason: Optional[str] = "elapsed" if wanted > 0 else None
+        reason = "elapsed"
         if facts.stop_count >= 2:
             reason = "hurried"
-        elif seconds <= 0 and wanted > 0:
+        elif seconds <= 0:
             reason = "budget"
-        elif seconds > 0:
+        else:
             cut = f" (cut from {wanted:g}s by --termination-budget)" if seconds < wanted else ""
             if auto:
                 self._say(INFO, "stop_delay", f"stop delay auto: the child keeps serving until requests stop"

@@ -270,3 +270,16 @@ def test_the_docs_show_the_one_stop_signal_table() -> None:
     rows = [f"| {phase} | {first} | {second} | {third} |" for phase, first, second, third in STOP_SIGNAL_TABLE]
     assert "\n".join(rows) in page
     assert [row[0] for row in STOP_SIGNAL_TABLE] == list(PHASE_WORDS)  # every phase, in order
+
+
+def test_no_stop_delay_asked_for_means_no_stop_delay_lines_and_none_in_the_report() -> None:
+    # Issue 19 item 7: the log said `stop delay over after 0s (None)`, JSON `"reason": null`.
+    system = FakeSystem({"app": Behaviour(on_signal={TERM: 0.1})})
+    system.at(1.0, Signal(TERM))
+    system.at(1.0, Signal(TERM))  # hurried or not: there is no delay to cut
+    run(cfg(), system)
+    names = [event for _, event, _, _ in system.report.events]
+    assert "stop_delay" not in names and "stop_delay_ended" not in names
+    [(_, _, message, fields)] = [event for event in system.report.events if event[1] == "termination_report"]
+    assert fields["stop_delay_ended"] == "none"
+    assert "None" not in message and "(none)" not in message
