@@ -121,6 +121,10 @@ class Listen(_Frozen):
         return f"tcp://{host}:{self.port}"
 
 
+# The signals that run the stop sequence unless --stop-signals says otherwise.
+DEFAULT_STOP_SIGNALS = frozenset({_signal.SIGTERM, _signal.SIGINT})
+
+
 class Config(_Frozen):
     """Everything graceinit was told. The supervisor reads `config.<name>`."""
 
@@ -163,7 +167,7 @@ class Config(_Frozen):
         "restart_signal": None,
         "ready_timeout": 10.0,
         "drain_ignore": (),  # normalized CIDR strings
-        "stop_signals": frozenset({_signal.SIGTERM, _signal.SIGINT}),  # run the stop sequence
+        "stop_signals": DEFAULT_STOP_SIGNALS,
     }
     command: Argv
     process_group: bool
@@ -321,6 +325,25 @@ def parse_signal(text: str) -> int:
     if number is None or not _valid_signal(number):
         raise ConfigError("unknown signal")
     return number
+
+
+def parse_stop_signals(text: str) -> FrozenSet[int]:
+    """`TERM,INT,QUIT` -> the signals that run the stop sequence (each one graceinit can catch,
+    and not SIGCHLD, which it consumes itself)."""
+    numbers = set()
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        try:
+            number = parse_signal(item)
+        except ConfigError as error:
+            raise ConfigError(f"{item.strip()!r}: {error}") from None
+        if not handled(number) or number == _signal.SIGCHLD:
+            raise ConfigError(f"{signal_name(number)} cannot be a stop signal")
+        numbers.add(number)
+    if not numbers:
+        raise ConfigError("needs at least one signal")
+    return frozenset(numbers)
 
 
 def signal_name(number: int) -> str:
@@ -546,6 +569,9 @@ def build_config(command: Sequence[str], values: Mapping[str, Any], named: Mappi
     if restart is not None:
         if signal_name(restart) in _NOT_FOR_RESTART or not handled(restart):
             raise ConfigError(f"{named['restart_signal']}: {signal_name(restart)} cannot be the restart signal")
+    if restart is not None and restart in values["stop_signals"]:
+        raise ConfigError(f"{named['restart_signal']}: {signal_name(restart)} is also a stop signal"
+                          f" ({named['stop_signals']})")
     if values["stop_delay_min"] > values["stop_delay_max"]:
         raise ConfigError(f"{named['stop_delay_min']} is more than {named['stop_delay_max']}")
     stop_delay = values["stop_delay"]
@@ -585,6 +611,7 @@ def build_config(command: Sequence[str], values: Mapping[str, Any], named: Mappi
         restart_signal=restart,
         ready_timeout=values["ready_timeout"],
         drain_ignore=tuple(drain_ignore),
+        stop_signals=values["stop_signals"],
     )
 
 

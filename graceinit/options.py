@@ -102,6 +102,10 @@ TABLE: Tuple[Option, ...] = (
            help="Run before the child; non-zero exit: the child is not started. Repeatable."),
     Option("pre_hook_dir", ("--pre-hook-dir",), VALUE, parser=_c.parse_path, metavar="DIR",
            help="Run every executable file in DIR, in name order, before the child."),
+    Option("stop_signals", ("--stop-signals",), VALUE, parser=_c.parse_stop_signals,
+           default=_c.DEFAULT_STOP_SIGNALS, shown_default="TERM,INT", metavar="SIG[,...]", env_help=_LIST_ENV,
+           help="The signals that run the stop sequence (e.g. TERM,INT,QUIT for nginx's STOPSIGNAL);"
+           " -r still decides what the child gets."),
     Option("stop_hook", ("--stop-hook",), MULTIPLE, parser=_c.parse_optional_hook, default=(), metavar="CMD",
            splitter="\n", env_help=_HOOK_ENV,
            help="Run as soon as the stop signal arrives, before the stop delay. Repeatable."),

@@ -17,8 +17,6 @@ if TYPE_CHECKING:  # typing costs every container start: annotations only
 
 from graceinit.config import SYNCHRONOUS, UNCATCHABLE
 
-STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
-
 HANDLED_SIGNALS = tuple(
     sorted(int(s) for s in signal.valid_signals() if s not in UNCATCHABLE and s not in SYNCHRONOUS)
 )

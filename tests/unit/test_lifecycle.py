@@ -283,3 +283,13 @@ def test_no_stop_delay_asked_for_means_no_stop_delay_lines_and_none_in_the_repor
     [(_, _, message, fields)] = [event for event in system.report.events if event[1] == "termination_report"]
     assert fields["stop_delay_ended"] == "none"
     assert "None" not in message and "(none)" not in message
+
+
+def test_any_named_stop_signal_runs_the_stop_sequence_and_rewrite_decides_what_the_app_gets() -> None:
+    quit_ = signal.SIGQUIT
+    system = FakeSystem({"app": Behaviour(on_signal={TERM: 0.1})})
+    system.at(1.0, Signal(quit_))
+    status = run(cfg(stop_signals=frozenset({TERM, quit_}), stop_delay=2.0, rewrite={quit_: TERM}), system)
+    assert status == 128 + TERM
+    assert system.actions("send_group") == [(3.0, ("app", TERM))]
+    assert system.report.named("termination_report")[0]["signal"] == "SIGQUIT"
