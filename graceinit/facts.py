@@ -15,6 +15,10 @@ if TYPE_CHECKING:  # typing costs every container start: annotations only
 from graceinit.proc import Proc
 
 
+HURRY = 2  # the second stop signal: forward now, whatever is running
+KILL_NOW = 3  # the third (and any later one): SIGKILL now
+
+
 class StopRequest:
     """A stop signal: its number, its count (1 for the first, 2 for the second, ...) and
     when it arrived (monotonic seconds)."""
@@ -45,3 +49,9 @@ class Facts:
     @property
     def stop_count(self) -> int:
         return len(self.stops)
+
+    @property
+    def hurried(self) -> bool:
+        """A second stop signal has come: what still delays the forward ends now (what that
+        means in each phase: lifecycle.STOP_SIGNAL_TABLE)."""
+        return len(self.stops) >= HURRY

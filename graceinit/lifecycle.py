@@ -34,7 +34,7 @@ from graceinit import hooks
 from graceinit.budget import Budget, budget_for
 from graceinit.config import Argv, Config, Hooks, death_signal, exit_status, signal_name
 from graceinit.events import Exited, Notified, Signal, Stopped
-from graceinit.facts import Facts, StopRequest
+from graceinit.facts import HURRY, KILL_NOW, Facts, StopRequest
 from graceinit.generations import Generations, Restart, restart
 from graceinit.hooks import show
 from graceinit.log import DEBUG, ERROR, INFO, NOTICE, WARNING
@@ -68,9 +68,6 @@ PHASE_WORDS = {
     CLEANUP: "while cleaning up leftovers",
     POST_HOOKS: "during the post hooks",
 }
-
-HURRY = 2  # the second stop signal: forward now, whatever is running
-KILL_NOW = 3  # the third (and any later one): SIGKILL now
 
 # What the 1st, 2nd and 3rd stop signal do when they arrive in each phase. This is the
 # behaviour's one statement: docs/stop-sequence.md shows it (a unit test keeps them equal),
@@ -354,10 +351,10 @@ class Lifecycle:
         facts = self.facts
         started = self.system.now()
         for argv in self.hook_commands(self.config.stop_hooks):
-            if facts.stop_count >= HURRY:
+            if facts.hurried:
                 break
             status = yield from self._run_hook("stop", argv, StopSignalsAgain(facts, HURRY),
-                                               cut_short=lambda: facts.stop_count >= HURRY)
+                                               cut_short=lambda: facts.hurried)
             if status != 0 and self.record is not None:
                 self.record.failed_hooks.append(show(argv))
         if self.record is not None:

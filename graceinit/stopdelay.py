@@ -55,7 +55,7 @@ class StopDelay:
         assert deadline is not None
         seconds = max(0.0, deadline - started)
         reason = "elapsed"
-        if facts.stop_count >= 2:
+        if facts.hurried:
             reason = "hurried"
         elif seconds <= 0:
             reason = "budget"
@@ -78,7 +78,7 @@ class StopDelay:
                   f" ({reason})", seconds=round(self.system.now() - started, 3), reason=reason)
 
     def _delay_cut_short(self) -> bool:
-        return self.facts.stop_count >= 2 or not self._targets()
+        return self.facts.hurried or not self._targets()
 
     def _why_cut_short(self) -> str:
         return "hurried" if self._targets() else "child exited"

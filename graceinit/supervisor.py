@@ -18,11 +18,7 @@ if TYPE_CHECKING:  # typing costs every container start: annotations only
     from graceinit.system import System
     from graceinit.waits import Steps, Wait
 
-from graceinit.hooks import HOOK_TIMED_OUT
-from graceinit.lifecycle import INTERNAL_ERROR
 from graceinit.report import internal_error
-
-__all__ = ["Supervisor", "INTERNAL_ERROR", "HOOK_TIMED_OUT"]
 
 
 class _Step:

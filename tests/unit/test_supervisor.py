@@ -16,7 +16,8 @@ import pytest
 from graceinit.config import Config, Hooks
 from graceinit.events import Exited, Notified, Signal
 from graceinit.proc import Proc
-from graceinit.supervisor import HOOK_TIMED_OUT, INTERNAL_ERROR
+from graceinit.hooks import HOOK_TIMED_OUT
+from graceinit.lifecycle import INTERNAL_ERROR
 from helpers.fakes import Behaviour, FakeSystem, cfg, exited, run
 
 TERM, INT, KILL, HUP, QUIT, USR1 = (
