@@ -40,7 +40,7 @@ from graceinit.hooks import show
 from graceinit.log import DEBUG, ERROR, INFO, NOTICE, WARNING
 from graceinit.proc import Environ, Proc, SpawnError
 from graceinit.report import Reporter, StopRecord, internal_error, termination_message
-from graceinit.terminate import EXITED, Pids, Children, send, terminate
+from graceinit.terminate import EXITED, Children, Pids, send, terminate
 from graceinit.waits import Wait
 
 INTERNAL_ERROR = 70
