@@ -16,6 +16,7 @@ import pytest
 from graceinit import cli
 from graceinit.config import (
     MAX_DURATION,
+    USAGE_ERROR,
     Config,
     ConfigError,
     Hooks,
@@ -326,9 +327,19 @@ def test_help_is_complete_on_its_own() -> None:
     for option in TABLE:
         assert option.long in text and option.envvar in text, option.long
     squeezed = " ".join(text.split())
-    for status in ("128+N", " 2 ", " 70 ", " 124 ", " 126 ", " 127 ", "the app's status"):
+    for status in ("128+N", " 2 ", " 70 ", " 71 ", " 124 ", " 126 ", " 127 ", "the app's status"):
         assert status in squeezed, status
     assert "README" not in text and "7 days" in text and "yes/no" in text
+
+
+def test_help_lists_every_exit_status_graceinit_itself_chooses() -> None:
+    from graceinit import hooks, lifecycle, spawn
+    from graceinit.options import EXIT_STATUSES
+
+    listed = {status for status, _ in EXIT_STATUSES}
+    chosen = {USAGE_ERROR, lifecycle.INTERNAL_ERROR, spawn.OS_REFUSED, hooks.HOOK_TIMED_OUT,
+              spawn.NOT_EXECUTABLE, spawn.NOT_FOUND}
+    assert {str(status) for status in chosen} <= listed, listed
 
 
 def test_version() -> None:
