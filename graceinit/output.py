@@ -77,7 +77,7 @@ def _open_log(option: str, path: str, stop_signals: FrozenSet[int]) -> Optional[
             raise ConfigError(f"{given_as(option, path)} {path!r}: cannot open for writing: {error.strerror}") from None
         names = " or ".join(sorted(signal_name(signum) for signum in stop_signals))
         log.warning(f"{given_as(option, path)} {path!r} is a FIFO with no reader yet: waiting for one"
-                    f" ({names} stops graceinit)")
+                    f" ({names} stops graceinit)", event="fifo_waiting", path=path)
         opened = _open_unless_stopped(path, flags & ~os.O_CREAT, stop_signals)
         if opened is None:
             return None
