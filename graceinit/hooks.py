@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import _signal as signal  # the C module: `signal` would import enum (every start pays)
+
 from graceinit.config import Argv, Hooks, exit_status
 from graceinit.log import DEBUG, INFO, WARNING
 from graceinit.proc import Environ, SpawnError
@@ -19,8 +21,7 @@ if TYPE_CHECKING:  # typing costs every container start: annotations only
 
 HOOK_TIMED_OUT = 124
 CANNOT_RUN = 126  # a hook that could not be started at all (no process slot, no descriptor)
-CUT_SHORT = 143  # a stop hook a second stop signal ended (128 + SIGTERM, what it was sent)
-_SIGTERM = 15
+CUT_SHORT = 128 + signal.SIGTERM  # a stop hook a second stop signal ended (what it was sent)
 
 
 def commands(hooks: Hooks, files: Sequence[str] = ()) -> List[Argv]:
@@ -95,7 +96,7 @@ def run(
             if hook.running and cut_short():
                 report.emit(WARNING, "hook_cut_short", f"{phase} hook {shown} cut short by a second stop"
                             " signal: SIGTERM to it, going on", phase=phase, command=shown)
-                targets.signal(_SIGTERM)
+                targets.signal(signal.SIGTERM)
                 beside(terminate(system.now, targets, None, deadline, escalation, killing))
                 return CUT_SHORT
         outcome = yield from terminate(system.now, targets, None, deadline, escalation, killing)

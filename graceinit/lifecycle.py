@@ -177,8 +177,8 @@ class Lifecycle:
 
     def steps(self) -> Steps[int]:
         """The life cycle; if it fails (a bug), the fallback keeps the PID-1 promise."""
-        self._warn_about_budget()
         try:
+            self._warn_about_budget()
             return (yield from self.run())
         except Exception:
             internal_error(self.report, "internal error in the stop sequence; falling back to:"
@@ -368,7 +368,7 @@ class Lifecycle:
         current = self.generations.current
         delay = StopDelay(self.config, self.system, self.report, self.facts, self.budget,
                           self._stop_targets, current.pid if current else 0)
-        yield from delay.run(self.record)
+        yield from delay.run(self.record, self.phase_started)  # counted from the phase, not the import
 
     def _forward_and_grace(self) -> Steps[None]:
         """Forward the stop signal, wait the grace period, SIGKILL what is left."""

@@ -43,12 +43,14 @@ class StopDelay:
         self._targets = targets  # the generations the stop signal will go to
         self._child_pid = child_pid  # whose traffic --stop-delay auto watches
 
-    def run(self, record: StopRecord) -> Steps[None]:
+    def run(self, record: StopRecord, started: Optional[float] = None) -> Steps[None]:
         """Keep the child serving: a fixed time, or with --stop-delay auto until requests stop
-        arriving. Forward early on a second stop signal or the child's exit."""
+        arriving. Forward early on a second stop signal or the child's exit. `started`: when
+        the delay began (before this module was imported), else now."""
         config, facts = self.config, self.facts
         assert facts.stop is not None
-        started = self.system.now()
+        if started is None:
+            started = self.system.now()
         auto = config.stop_delay_auto
         wanted = config.wanted_stop_delay
         deadline = self.budget.cap(started + wanted, facts.stop.at)
