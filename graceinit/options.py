@@ -181,6 +181,8 @@ EXIT_STATUSES = (
     ("2", "bad command line or configuration (one line on stderr, nothing started); also"
           " --help or --version that could not be written"),
     ("70", "graceinit hit an internal error (the app's group is SIGKILLed first)"),
+    ("71", "the system refused a process or a descriptor to start the app or a pre hook (fork"
+           " failed: RLIMIT_NPROC or the pids cgroup's pids.max; too many open files)"),
     ("124", "a pre hook timed out (a failing pre hook gives its own status)"),
     ("126", "COMMAND exists but cannot be executed"),
     ("127", "COMMAND not found"),

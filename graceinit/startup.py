@@ -27,8 +27,8 @@ def run(args: List[str]) -> int:
         return parsed
     config: Config = parsed
     log.configure(config.quiet, config.verbose, config.log_format)
-    for warning in unknown_variables(os.environ):
-        log.warning(warning, event="unknown_variable")
+    for warning, fields in unknown_variables(os.environ):
+        log.warning(warning, event="unknown_variable", **fields)
 
     environ = spawn.original_environ()
     spawn.close_inherited_on_exec()
