@@ -135,7 +135,8 @@ def _ready_port(config: Config) -> Optional[Any]:
         name = f"GRACEINIT_READY_PORT={variable!r}:" if from_variable else "--ready-port"
         raise ConfigError(f"{name} {text}: cannot listen: {error}") from None
     if log.enabled(log.INFO):
-        log.info(f"answering readiness probes on port {ready_port.port}", event="ready_port")
+        log.info(f"answering readiness probes on port {ready_port.port}", event="ready_port",
+                 port=ready_port.port)
     return ready_port
 
 
