@@ -142,6 +142,9 @@ TABLE: Tuple[Option, ...] = (
            help="Your terminationGracePeriodSeconds: cut the grace period short so post hooks fit."),
     Option("ready_file", ("--ready-file",), VALUE, parser=_c.parse_path, metavar="PATH",
            help="Created once the child runs; removed the instant the stop signal arrives."),
+    Option("ready_port", ("--ready-port",), VALUE, parser=_c.parse_ready_port, metavar="[HOST:]PORT",
+           help="Answer HTTP readiness probes on this port of graceinit's own: 200 while the"
+           " child is ready, 503 from the stop signal on; /live is 200 while graceinit runs."),
     Option("stdout", ("--stdout",), VALUE, parser=_c.parse_path, metavar="PATH", shown_default="inherit",
            help="The child's stdout goes to PATH (append; created 0640)."),
     Option("stderr", ("--stderr",), VALUE, parser=_c.parse_path, metavar="PATH", shown_default="inherit",
