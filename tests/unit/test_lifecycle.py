@@ -293,3 +293,12 @@ def test_any_named_stop_signal_runs_the_stop_sequence_and_rewrite_decides_what_t
     assert status == 128 + TERM
     assert system.actions("send_group") == [(3.0, ("app", TERM))]
     assert system.report.named("termination_report")[0]["signal"] == "SIGQUIT"
+
+
+def test_hook_directories_are_listed_through_the_system() -> None:
+    # Issue 17 item 4: the listing is behind System, so the fake system can list hooks.
+    system = FakeSystem({"app": Behaviour(runs=1.0), "/hooks/10-a": Behaviour(runs=0.1),
+                         "/hooks/20-b": Behaviour(runs=0.1), "post": Behaviour(runs=0.1)})
+    system.hook_dirs["/hooks"] = ["/hooks/10-a", "/hooks/20-b"]
+    run(cfg(post_hooks=Hooks(commands=(("post",),), directory="/hooks")), system)
+    assert [name for _, name in system.actions("spawn")] == ["app", "/hooks/10-a", "/hooks/20-b", "post"]
