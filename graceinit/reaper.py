@@ -34,12 +34,9 @@ def reap(stopped: bool = False) -> List[Tuple[int, int]]:
 
 
 def _prctl(option: int, value: int) -> None:
-    import ctypes
+    from graceinit import libc  # not PID 1 (the subreaper) or --pdeathsig only
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(option, value, 0, 0, 0) != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code))
+    libc.call("prctl", option, value, 0, 0, 0)
 
 
 def become_subreaper() -> None:

@@ -103,20 +103,18 @@ def _ignored() -> Set[int]:
     return set()
 
 
-_RT_SIGACTION = {"x86_64": 13, "aarch64": 134}
-
-
 def _default_through_syscall(signums: Iterable[int]) -> None:
-    import ctypes
-    import platform
+    from graceinit import libc  # only when a launcher left 32 or 33 ignored (posix_spawn does)
 
-    number = _RT_SIGACTION.get(platform.machine())
+    number = libc.rt_sigaction_number()
     if number is None:
         return
-    libc = ctypes.CDLL(None, use_errno=True)
-    default = ctypes.create_string_buffer(64)  # all zero: SIG_DFL, no flags, empty mask
+    default = bytes(64)  # a struct sigaction, all zero: SIG_DFL, no flags, empty mask
     for signum in signums:
-        libc.syscall(number, signum, default, None, 8)
+        try:
+            libc.call("syscall", number, signum, default, None, 8)
+        except OSError:
+            pass  # as before: a signal the kernel refuses stays as it was
 
 
 def block_all() -> List[int]:

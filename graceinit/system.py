@@ -4,7 +4,6 @@ recorded history (tests/helpers/fakes.py)."""
 
 from __future__ import annotations
 
-import math
 import os
 import select
 import _signal as signal  # the C module: `signal` would import enum (every start pays)
@@ -119,14 +118,15 @@ class LinuxSystem:
         return time.monotonic()
 
     def wait(self, timeout: Optional[float], ours: Optional[Container[int]] = None) -> List[Event]:
-        # poll(2) takes milliseconds: round up, or a deadline 0.4 ms away spins.
         ready_port = self._ready_port
         if ready_port is not None:  # a probe connection that never sends its request times out
             expires = ready_port.next_deadline()
             if expires is not None:
                 until = max(0.0, expires - time.monotonic())
                 timeout = until if timeout is None else min(timeout, until)
-        millis = None if timeout is None else math.ceil(min(timeout, _LONGEST_WAIT) * 1000)
+        # poll(2) takes milliseconds: round up, or a deadline 0.4 ms away spins. -(-x // 1) is
+        # ceil(x) for every float, without math (an extension module each start would load).
+        millis = None if timeout is None else -int(-min(timeout, _LONGEST_WAIT) * 1000 // 1)
         events: List[Event] = []
         reap = False
         # This runs once per wake-up, and a stream of orphans is a wake-up each: attribute
