@@ -5,13 +5,12 @@ recorded history (tests/helpers/fakes.py)."""
 from __future__ import annotations
 
 import os
-import select
 import _signal as signal  # the C module: `signal` would import enum (every start pays)
 import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs every container start: annotations only
-    from typing import Container, Dict, List, Optional, Sequence
+    from typing import Container, Dict, List, Optional, Sequence, Tuple
 
 if TYPE_CHECKING:
     from typing import Protocol
@@ -21,11 +20,13 @@ else:
 from graceinit import procs, reaper, spawn, terminal
 from graceinit.events import Event, Exited, Gone, Notified, Signal, Stopped
 from graceinit.output import ChildOutput
-from graceinit.signals import SignalInbox
+from graceinit.signals import HANDLED_SIGNALS, SignalInbox
 from graceinit.proc import Environ, Proc
 from graceinit.terminal import Session
 
 if TYPE_CHECKING:  # socket's import is paid only by those who use --listen or --notify
+    import select
+
     from graceinit.readyport import ReadyPort
     from graceinit.sockets import Listeners, NotifySocket
     from graceinit.traffic import TrafficWatch
@@ -38,6 +39,7 @@ _SIGCHLD = int(signal.SIGCHLD)
 _CHLD_SET = (signal.SIGCHLD,)
 _BLOCK, _UNBLOCK = signal.SIG_BLOCK, signal.SIG_UNBLOCK
 sigmask = signal.pthread_sigmask
+_HANDLED_BUT_CHLD = tuple(signum for signum in HANDLED_SIGNALS if signum != _SIGCHLD)
 
 
 class System(Protocol):
@@ -100,24 +102,88 @@ class LinuxSystem:
         self._listeners = listeners
         self._notify = notify
         self._ready_file = ready_file
-        self._poller = select.poll()
         self._signal_fd = inbox.fileno
-        sigmask(_BLOCK, _CHLD_SET)  # see wait()
+        sigmask(_BLOCK, _CHLD_SET)  # see _poll()
         self._report_stops = session is Session.FOREGROUND  # Ctrl-Z: follow the child
-        self._poller.register(inbox.fileno, select.POLLIN)
-        if notify is not None:
-            self._poller.register(notify.fileno(), select.POLLIN)
         self._ready_port = ready_port
-        if ready_port is not None:
-            ready_port.attach(self._poller)
         self._pidfds: Dict[int, int] = {}  # fd -> pid
+        # While nothing but signals is watched (no pidfd, no notify or ready-port socket),
+        # graceinit sleeps in sigtimedwait with every handled signal blocked (_take_signals):
+        # a signal costs that one system call, where poll() costs a handler, a pipe write and
+        # read and two mask changes. `_held` says the signals are blocked for that.
+        self._signals_only = notify is None and ready_port is None
+        self._held = False
+        self._poller: Optional[select.poll] = None if self._signals_only else self._new_poller()
         self._devnull: Optional[int] = None
         self._pidfd_supported = True
+
+    def _new_poller(self) -> select.poll:
+        import select  # only once something besides signals is watched
+
+        poller = select.poll()
+        poller.register(self._signal_fd, select.POLLIN)
+        if self._notify is not None:
+            poller.register(self._notify.fileno(), select.POLLIN)
+        if self._ready_port is not None:
+            self._ready_port.attach(poller)
+        return poller
 
     def now(self) -> float:
         return time.monotonic()
 
     def wait(self, timeout: Optional[float], ours: Optional[Container[int]] = None) -> List[Event]:
+        if self._signals_only and not self._pidfds:
+            events, reap = self._take_signals(timeout)
+        else:
+            events, reap = self._poll(timeout)
+        if reap:
+            for pid, status in reaper.reap(self._report_stops):
+                if ours is None or pid in ours:
+                    events.append(Stopped(pid) if os.WIFSTOPPED(status) else Exited(pid, status))
+        return events
+
+    def _take_signals(self, timeout: Optional[float]) -> Tuple[List[Event], bool]:
+        """Sleep in sigtimedwait; every handled signal stays blocked (SIGCHLD too: a stream of
+        exits coalesces into one pending SIGCHLD, and the reap loop collects them all)."""
+        received: List[int] = []
+        flooded = False
+        if not self._held:  # first, or back from _poll(): block, then read what reached the pipe
+            sigmask(_BLOCK, HANDLED_SIGNALS)
+            self._held = True
+            received = self._inbox.drain()
+            flooded = len(received) >= _PIPE_NEARLY_FULL  # SIGCHLD's byte may be lost: reap
+        take = signal.sigtimedwait
+        if received:
+            info = take(HANDLED_SIGNALS, 0)
+        elif timeout is None:
+            info = signal.sigwaitinfo(HANDLED_SIGNALS)
+        else:
+            info = take(HANDLED_SIGNALS, max(0.0, min(timeout, _LONGEST_WAIT)))
+        while info is not None:  # everything pending, so one wake-up sees what arrived together
+            received.append(info.si_signo)
+            info = take(HANDLED_SIGNALS, 0)
+        events, reap = self._sort(received)
+        return events, reap or flooded
+
+    @staticmethod
+    def _sort(received: List[int]) -> Tuple[List[Event], bool]:
+        """Signals received -> their events, and whether SIGCHLD asks for a reap."""
+        events: List[Event] = []
+        reap = False
+        sigchld = _SIGCHLD
+        for signum in received:
+            if signum == sigchld:
+                reap = True
+            else:
+                events.append(Signal(signum))
+        return events, reap
+
+    def _poll(self, timeout: Optional[float]) -> Tuple[List[Event], bool]:
+        if self._poller is None:
+            self._poller = self._new_poller()
+        if self._held:  # from _take_signals(): what is pending reaches the handlers and the pipe
+            sigmask(_UNBLOCK, _HANDLED_BUT_CHLD)
+            self._held = False
         ready_port = self._ready_port
         if ready_port is not None:  # a probe connection that never sends its request times out
             expires = ready_port.next_deadline()
@@ -129,9 +195,7 @@ class LinuxSystem:
         millis = None if timeout is None else -int(-min(timeout, _LONGEST_WAIT) * 1000 // 1)
         events: List[Event] = []
         reap = False
-        # This runs once per wake-up, and a stream of orphans is a wake-up each: attribute
-        # look-ups are hoisted, and an orphan costs its waitpid and nothing more.
-        signal_fd, sigchld = self._signal_fd, _SIGCHLD
+        signal_fd = self._signal_fd
         # SIGCHLD is let in only while graceinit sleeps. A stream of orphans would otherwise
         # interrupt the work below once per exit (a handler and a pipe write each); held, the
         # exits coalesce into one pending SIGCHLD, and the reap loop collects them all.
@@ -145,14 +209,11 @@ class LinuxSystem:
         for fd, _ in ready:
             if fd == signal_fd:
                 received = self._inbox.drain()
+                signalled, reap = self._sort(received)
+                events.extend(signalled)
                 # A flood that filled the pipe may have crowded SIGCHLD's byte out: reap then too.
                 if len(received) >= _PIPE_NEARLY_FULL:
                     reap = True
-                for signum in received:
-                    if signum == sigchld:
-                        reap = True
-                    else:
-                        events.append(Signal(signum))
             elif self._notify is not None and fd == self._notify.fileno():
                 events.extend(Notified(pid, fields) for pid, fields in self._notify.receive())
             elif ready_port is not None and ready_port.owns(fd):
@@ -161,11 +222,7 @@ class LinuxSystem:
                 events.append(Gone(self._unwatch(fd)))
         if ready_port is not None and ready_port.next_deadline() is not None:
             ready_port.expire(time.monotonic())
-        if reap:
-            for pid, status in reaper.reap(self._report_stops):
-                if ours is None or pid in ours:
-                    events.append(Stopped(pid) if os.WIFSTOPPED(status) else Exited(pid, status))
-        return events
+        return events, reap
 
     def spawn_child(self, argv: Sequence[str], environ: Environ) -> Proc:
         extra: Environ = {}
@@ -246,10 +303,13 @@ class LinuxSystem:
         if fd is None:
             return False
         self._pidfds[fd] = pid
-        self._poller.register(fd, select.POLLIN)
+        if self._poller is None:
+            self._poller = self._new_poller()
+        self._poller.register(fd, 1)  # select.POLLIN
         return True
 
     def _unwatch(self, fd: int) -> int:
+        assert self._poller is not None  # watch() made it
         self._poller.unregister(fd)
         os.close(fd)
         return self._pidfds.pop(fd)
