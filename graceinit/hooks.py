@@ -7,7 +7,6 @@ import _signal as signal  # the C module: `signal` would import enum (every star
 from graceinit.config import Argv, Hooks, exit_status
 from graceinit.log import DEBUG, INFO, WARNING
 from graceinit.proc import Environ, SpawnError
-from graceinit.terminate import EXITED, NEVER, Children, terminate
 from graceinit.waits import Wait
 
 TYPE_CHECKING = False
@@ -56,7 +55,7 @@ def run(
     argv: Argv,
     environ: Environ,
     timeout: Optional[float],
-    escalation: Escalation = NEVER,
+    escalation: Escalation,
     cut_short: Optional[Callable[[], bool]] = None,
     beside: Optional[Callable[[Steps[Any]], None]] = None,
 ) -> Steps[int]:
@@ -65,6 +64,8 @@ def run(
     or post hook is reported and the sequence goes on. Further stop signals act on the hook as
     `escalation` says (the life cycle's table). Once `cut_short()` holds, the hook is sent
     SIGTERM and left to end `beside` the sequence, which goes on at once."""
+    from graceinit.terminate import EXITED, Children, terminate  # a hook runs: a stop, or pre hooks
+
     shown = show(argv)
     report.emit(INFO, "hook_started", f"{phase} hook: {shown}", phase=phase, command=shown)
     try:

@@ -27,20 +27,20 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs every container start: annotations only
     from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+    from graceinit.budget import Budget
     from graceinit.events import Event
+    from graceinit.terminate import Children
     from graceinit.waits import Steps
 
 from graceinit import hooks
-from graceinit.budget import Budget, budget_for
 from graceinit.config import Argv, Config, Hooks, death_signal, exit_status, signal_name
 from graceinit.events import Exited, Notified, Signal, Stopped
 from graceinit.facts import HURRY, KILL_NOW, Facts, StopRequest
 from graceinit.generations import Generations, Restart, restart
 from graceinit.hooks import show
 from graceinit.log import DEBUG, ERROR, INFO, NOTICE, WARNING
-from graceinit.proc import Environ, Proc, SpawnError
+from graceinit.proc import Environ, Proc, SpawnError, send
 from graceinit.report import Reporter, StopRecord, internal_error, termination_message
-from graceinit.terminate import EXITED, Children, Pids, send, terminate
 from graceinit.waits import Wait
 
 INTERNAL_ERROR = 70
@@ -168,7 +168,23 @@ class Lifecycle:
         # stale one before anything started.
         self._ready = False
         self._restarts_done = 0
-        self.budget: Budget = budget_for(
+        # Stop-only modules (budget.py, terminate.py, the hooks' runner, stopdelay.py) load
+        # when the stop needs them, after the stop signal is recorded: not on every start.
+        self._budget: Optional[Budget] = None
+        if config.termination_budget is not None:  # counts the post hooks there are now
+            self._budget = self._budget_now()
+
+    @property
+    def budget(self) -> Budget:
+        if self._budget is None:
+            self._budget = self._budget_now()
+        return self._budget
+
+    def _budget_now(self) -> Budget:
+        from graceinit.budget import budget_for
+
+        config = self.config
+        return budget_for(
             config.termination_budget,
             config.leftover_grace,
             len(self.hook_commands(config.post_hooks)) if config.termination_budget is not None else 0,
@@ -329,6 +345,8 @@ class Lifecycle:
     def _retire(self, proc: Proc) -> None:
         """Stop one generation beside the life cycle: SIGTERM (after -r), SIGKILL after the
         grace period, while the loop goes on serving everything else."""
+        from graceinit.terminate import terminate
+
         self.generations.retiring.append(proc)
         grace = self.config.grace_period
         deadline = None if grace is None else self.system.now() + grace
@@ -376,6 +394,8 @@ class Lifecycle:
 
     def _forward_and_grace(self) -> Steps[None]:
         """Forward the stop signal, wait the grace period, SIGKILL what is left."""
+        from graceinit.terminate import EXITED, terminate
+
         facts, record = self.facts, self.record
         assert facts.stop is not None and record is not None
         started = self.system.now()
@@ -419,6 +439,8 @@ class Lifecycle:
         """SIGTERM whatever still runs under us, SIGKILL it after --leftover-grace (or at a
         third stop signal), and wait for it: tini and dumb-init leave it to be SIGKILLed by
         the kernel mid-write."""
+        from graceinit.terminate import Pids, terminate
+
         pids = self.system.leftovers()
         if not pids:
             return None
@@ -578,6 +600,8 @@ class Lifecycle:
         send(self.system, serving, target, not self.config.single_child)
 
     def _group_or_pid(self, procs: Callable[[], Sequence[Proc]]) -> Children:
+        from graceinit.terminate import Children
+
         return Children(self.system, procs, not self.config.single_child)
 
     def kill_children(self) -> None:

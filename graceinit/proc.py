@@ -1,5 +1,7 @@
 """The core's own types: a process graceinit started (`Proc`), why one could not start
-(`SpawnError`), and an environment block (`Environ`).
+(`SpawnError`), and an environment block (`Environ`); and `send`, how a signal reaches the
+processes graceinit started (here, not in terminate.py: forwarding needs it from the start,
+ending processes only at the stop).
 
 Everything that reasons about processes (facts, terminate, generations, hooks, the life cycle)
 needs these; only spawn.py forks and execs. Keeping them here keeps the fork/exec module out
@@ -11,6 +13,8 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs every container start: annotations only
     from typing import Dict, Optional, Sequence
+
+    from graceinit.terminate import Signaller
 
     Environ = Dict[bytes, bytes]
 else:
@@ -43,3 +47,13 @@ class Proc:
 
     def __repr__(self) -> str:
         return f"Proc(pid={self.pid}, pgid={self.pgid}, argv={self.argv!r}, wait_status={self.wait_status})"
+
+
+def send(system: Signaller, procs: Sequence[Proc], signum: int, whole_group: bool) -> None:
+    """`signum` to each process's group (or to the process alone: no group of its own, or
+    --single-child). Forwarding calls this directly: the hot path of an init."""
+    for proc in procs:
+        if proc.pgid and whole_group:
+            system.send_group(proc.pgid, signum)
+        else:
+            system.send(proc.pid, signum)

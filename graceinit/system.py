@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 else:
     Protocol = object  # at run time the protocols are plain documentation
 
-from graceinit import procs, reaper, spawn, terminal
+from graceinit import reaper, spawn, terminal
 from graceinit.events import Event, Exited, Gone, Notified, Signal, Stopped
 from graceinit.output import ChildOutput
 from graceinit.signals import HANDLED_SIGNALS, SignalInbox
@@ -159,9 +159,16 @@ class LinuxSystem:
             info = signal.sigwaitinfo(HANDLED_SIGNALS)
         else:
             info = take(HANDLED_SIGNALS, max(0.0, min(timeout, _LONGEST_WAIT)))
+        taken: List[int] = []
         while info is not None:  # everything pending, so one wake-up sees what arrived together
-            received.append(info.si_signo)
+            taken.append(info.si_signo)
             info = take(HANDLED_SIGNALS, 0)
+        # Signals pending together come out lowest number first. The handlers of the pipe
+        # path saw them highest first (the kernel stacks each handler's frame on the last),
+        # which is what the life cycle has always read: `kill -TERM; kill -INT` back to back
+        # is a SIGTERM stop, hurried by SIGINT. Same order here.
+        taken.reverse()
+        received.extend(taken)
         events, reap = self._sort(received)
         return events, reap or flooded
 
@@ -260,9 +267,14 @@ class LinuxSystem:
         except ProcessLookupError:
             pass
 
+    # procs.py (/proc and pidfds) is asked only once a stop begins, or by --notify: it loads
+    # then, not at every start.
+
     def resume_if_stopped(self, pid: int, pgid: int) -> bool:
         """SIGCONT to pid (its group with pgid) if it is stopped: one read of /proc, only
         when a stop signal is sent."""
+        from graceinit import procs
+
         if not procs.stopped(pid):
             return False
         if pgid:
@@ -280,6 +292,8 @@ class LinuxSystem:
             (readyfile.create if ready else readyfile.remove)(self._ready_file)
 
     def leftovers(self) -> List[int]:
+        from graceinit import procs
+
         return procs.leftovers()
 
     def hook_files(self, directory: Optional[str]) -> List[str]:
@@ -295,6 +309,8 @@ class LinuxSystem:
     def watch(self, pid: int) -> bool:
         if not self._pidfd_supported:
             return False
+        from graceinit import procs
+
         try:
             fd = procs.open_pidfd(pid)
         except OSError:
@@ -315,12 +331,18 @@ class LinuxSystem:
         return self._pidfds.pop(fd)
 
     def alive(self, pid: int) -> bool:
+        from graceinit import procs
+
         return procs.alive(pid)
 
     def ancestry(self, pid: int) -> List[int]:
+        from graceinit import procs
+
         return procs.ancestry(pid)
 
     def exists(self, pid: int) -> bool:
+        from graceinit import procs
+
         return procs.exists(pid)
 
     def traffic_watch(self, root_pid: int, ignore: Sequence[str]) -> TrafficWatch:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # typing costs every container start: annotations only
 
     from graceinit.waits import Steps
 
-from graceinit.proc import Proc
+from graceinit.proc import Proc, send
 from graceinit.waits import Wait
 
 if TYPE_CHECKING:
@@ -158,16 +158,6 @@ class Children:
 
     def _running(self) -> List[Proc]:
         return [proc for proc in self._procs() if proc.running]
-
-
-def send(system: Signaller, procs: Sequence[Proc], signum: int, whole_group: bool) -> None:
-    """`signum` to each process's group (or to the process alone: no group of its own, or
-    --single-child). Forwarding calls this directly: the hot path of an init."""
-    for proc in procs:
-        if proc.pgid and whole_group:
-            system.send_group(proc.pgid, signum)
-        else:
-            system.send(proc.pid, signum)
 
 
 class Pids:
