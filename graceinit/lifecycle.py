@@ -139,6 +139,15 @@ class StopSignalsAgain:
         return self._resend(self._facts.stops[self._seen - 1].signum) or None
 
 
+def _load_for_the_stop() -> None:
+    """The modules only a stop uses, loaded once the child is forked: off the path from
+    graceinit's exec to the child's (~1 ms), and in place before a stop signal, whose forward
+    must not wait for an import. Where they are used they are imported again (a look-up),
+    for the paths that reach the stop without a child (a pre hook failed, a stop signal came
+    first)."""
+    from graceinit import budget, terminate  # noqa: F401
+
+
 def grace_escalation(facts: Facts, rewrite: Callable[[int], int]) -> StopSignalsAgain:
     """Once the stop signal is forwarded: the first stop signal, and a second one already
     received, are answered by that forward (the second hurried it); a later second one is
@@ -168,8 +177,7 @@ class Lifecycle:
         # stale one before anything started.
         self._ready = False
         self._restarts_done = 0
-        # Stop-only modules (budget.py, terminate.py, the hooks' runner, stopdelay.py) load
-        # when the stop needs them, after the stop signal is recorded: not on every start.
+        # budget.py and terminate.py are the stop's: see _load_for_the_stop().
         self._budget: Optional[Budget] = None
         if config.termination_budget is not None:  # counts the post hooks there are now
             self._budget = self._budget_now()
@@ -222,6 +230,7 @@ class Lifecycle:
                 break
         if self.status_without_child is None and facts.stop is None:
             self._start_child()
+            _load_for_the_stop()
         if generations.current is None and facts.stop is not None:
             name = signal_name(facts.stop.signum)
             self._say(INFO, "not_started", f"{name} before the child started: not starting it", signal=name)
