@@ -9,6 +9,7 @@ The contract for a problem found at start-up: exit 2, exactly one `[graceinit]` 
 what the user typed (the option, or the GRACEINIT_* variable), no traceback, and nothing
 started (the app would create a marker file).
 """
+import json
 import os
 import shutil
 import signal
@@ -625,3 +626,144 @@ def test_process_limit_reached_when_the_stop_hook_must_start(procs, graceinit_bi
         assert cgroup.current() == 12
         _stop_contract(sup, post, grace=2)
     assert not os.path.exists(stop_hook_ran)
+
+
+# --- issue 18 item 2: the app's Python settings never reach graceinit's interpreter ---------
+
+
+ENV_CASES = {
+    "shlex-post-hook": (["--post-hook", "true"], {}),
+    "ipaddress-drain-ignore": (["--drain-ignore", "127.0.0.0/8"], {}),
+    "json-log": (["--log-format", "json", "-v"], {}),
+    "psutil-leftovers": (["--leftover-grace", "2"], {}),
+    "inspect": ([], {"PYTHONINSPECT": "1"}),
+    "verbose-interpreter": (["-q"], {"PYTHONVERBOSE": "1", "PYTHONPROFILEIMPORTTIME": "1"}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ENV_CASES))
+def test_the_apps_python_settings_do_not_reach_graceinit(procs, graceinit_bin, tmp_path, case):
+    """The attack run's repros: a PYTHONPATH shadowing what graceinit imports, and the
+    interpreter's own switches. graceinit behaves as without them; the app gets every
+    variable exactly as graceinit got it (not even the LC_CTYPE the interpreter adds)."""
+    from helpers import pyenv
+
+    options, variables = ENV_CASES[case]
+    shadows = pyenv.shadow_dir(tmp_path / "app-lib")
+    seen = tmp_path / "environ"
+    env = procs.env(PYTHONPATH=str(shadows), LANG="C", **variables)
+    for name in ("LC_ALL", "LC_CTYPE"):
+        env.pop(name, None)
+    app = ["sh", "-c", 'cat /proc/$$/environ > "$0"; sleep 30 & exit 5', str(seen)]
+    sup = procs.start([graceinit_bin, *options, "--", *app], env=env)
+    rc = sup.wait(timeout=20)
+    err = sup.stderr_text(timeout=5)
+    assert pyenv.reached(shadows) == [], err
+    assert rc == 5, sup.describe()
+    no_traceback(err)
+    assert ">>>" not in err, err
+    # The first interpreter's own start-up reports its imports before graceinit's first line
+    # can run; the interpreter graceinit then runs in reports none of graceinit's.
+    assert "graceinit.startup" not in err and "graceinit/startup" not in err, err
+    if "json" in options:
+        for line in err.splitlines():
+            json.loads(line)
+    given = dict(entry.split("=", 1) for entry in seen.read_text().split("\0") if entry)
+    assert given == {name: value for name, value in env.items()}
+
+
+def test_python_inspect_under_a_tty_exits_with_the_app(procs, graceinit_bin, tmp_path):
+    """PYTHONINSPECT=1 under `docker run -it`: no `>>>` prompt after the app exits."""
+    from helpers import PtyReader
+
+    master, slave = os.openpty()
+    try:
+        sup = procs.start([graceinit_bin, "--", "sh", "-c", "exit 5"], tty=slave,
+                          env=procs.env(PYTHONINSPECT="1"))
+        term = PtyReader(master)
+        rc = sup.wait(timeout=15)
+        assert rc == 5, term.text()
+        assert ">>>" not in term.text()
+    finally:
+        os.close(slave)
+        os.close(master)
+
+
+@pytest.mark.parametrize("variables", [{"PYTHONDEVMODE": "1"}, {"PYTHONWARNINGS": "error"}],
+                         ids=["devmode", "warnings-error"])
+def test_interpreter_warnings_do_not_land_in_the_json_log(procs, graceinit_bin, variables):
+    sup = procs.start([graceinit_bin, "--listen", "tcp://127.0.0.1:0", "--log-format", "json", "-v",
+                       "--", "sh", "-c", "exit 3"], env=procs.env(**variables))
+    rc = sup.wait(timeout=15)
+    err = sup.stderr_text(timeout=5)
+    assert rc == 3, sup.describe()
+    assert "Warning" not in err, err
+    for line in err.splitlines():
+        assert json.loads(line)["event"], line
+
+
+def test_stop_delay_auto_with_the_apps_struct_waits_for_traffic(procs, graceinit_bin, tmp_path):
+    """A shadowing struct made auto an internal error that forwarded SIGTERM after 0.02 s."""
+    from helpers import pyenv
+
+    shadows = pyenv.shadow_dir(tmp_path / "app-lib", ["struct", "socket", "select"])
+    sup = procs.start([graceinit_bin, "-v", "--stop-delay", "auto", "--stop-delay-min", "0.5",
+                       "--stop-delay-max", "3", "--", "sleep", "30"],
+                      env=procs.env(PYTHONPATH=str(shadows)))
+    sup.wait_line("started")
+    sup.send(signal.SIGTERM)
+    rc = sup.wait(timeout=15)
+    err = sup.stderr_text(timeout=5)
+    assert rc == 128 + signal.SIGTERM, err
+    assert pyenv.reached(shadows) == [], err
+    no_traceback(err)
+    assert "stop_delay_ended" in err or "stop delay over" in err, err
+
+
+def test_python_m_graceinit_ignores_the_working_directorys_modules(procs, tmp_path):
+    """`python -m graceinit` puts the working directory (the app's WORKDIR) first on sys.path."""
+    from helpers import pyenv
+
+    shadows = pyenv.shadow_dir(tmp_path / "workdir")
+    sup = procs.start([PYTHON, "-m", "graceinit", "--log-format", "json", "-v", "--post-hook", "true",
+                       "--", "sh", "-c", "exit 5"], cwd=str(shadows))
+    rc = sup.wait(timeout=20)
+    err = sup.stderr_text(timeout=5)
+    assert pyenv.reached(shadows) == [], err
+    assert rc == 5, sup.describe()
+    for line in err.splitlines():
+        json.loads(line)
+
+
+@pytest.mark.parametrize("how", ["launcher", "module"])
+def test_graceinit_outside_the_isolated_path_is_still_found(procs, graceinit_bin, tmp_path, how):
+    """graceinit installed where `-I` does not look (a user site, a PYTHONPATH install): the
+    isolated interpreter is told where it is, and it is that copy that runs."""
+    import graceinit as package
+
+    lib = tmp_path / "lib"
+    shutil.copytree(os.path.dirname(package.__file__), lib / "graceinit",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    trace = tmp_path / "loaded"
+    with open(lib / "graceinit" / "__init__.py", "a") as init:
+        init.write(f"\nimport sys\nopen({str(trace)!r}, 'a').write(str(sys.flags.isolated))\n")
+    start = [graceinit_bin] if how == "launcher" else [PYTHON, "-m", "graceinit"]
+    sup = procs.start([*start, "--", "sh", "-c", "exit 5"], cwd=str(tmp_path),
+                      env=procs.env(PYTHONPATH=str(lib), PYTHONINSPECT="1"))
+    assert sup.wait(timeout=20) == 5, sup.describe()
+    assert trace.read_text() == "01", "imported from the copy as: %r" % trace.read_text()
+
+
+def test_a_sitecustomize_on_pythonpath_costs_a_fresh_interpreter(procs, graceinit_bin, tmp_path):
+    """PYTHONPATH alone is set aside in-process, unless the start-up already ran code from it
+    (an APM's sitecustomize.py): that interpreter is not clean any more."""
+    lib = tmp_path / "apm"
+    lib.mkdir()
+    (lib / "sitecustomize.py").write_text("import sys\nsys.modules['json'] = None  # instrumented\n")
+    sup = procs.start([graceinit_bin, "--log-format", "json", "-v", "--", "sh", "-c", "exit 5"],
+                      env=procs.env(PYTHONPATH=str(lib)))
+    rc = sup.wait(timeout=20)
+    err = sup.stderr_text(timeout=5)
+    assert rc == 5, sup.describe()
+    for line in err.splitlines():
+        json.loads(line)
