@@ -767,3 +767,127 @@ def test_a_sitecustomize_on_pythonpath_costs_a_fresh_interpreter(procs, graceini
     assert rc == 5, sup.describe()
     for line in err.splitlines():
         json.loads(line)
+
+
+# --- issue 18 items 4 and 6, issue 19 item 6: every JSON line is strict JSON, within PIPE_BUF --
+
+
+PIPE_BUF = 4096
+
+
+def strict_json_lines(raw):
+    """graceinit's JSON log as records, checked the way a strict parser (serde_json) would:
+    valid UTF-8, no lone surrogate escaped or raw, each line whole and within PIPE_BUF."""
+    records = []
+    for line in raw.split(b"\n")[:-1]:
+        assert len(line) + 1 <= PIPE_BUF, "line of %d bytes: %r" % (len(line) + 1, line[-80:])
+        record = json.loads(line.decode("utf-8"))  # strict: raises inside a cut character
+        json.dumps(record, ensure_ascii=False).encode("utf-8")  # strict: a lone surrogate raises
+        assert record["logger"] == "graceinit", record
+        records.append(record)
+    assert raw.endswith(b"\n"), raw[-80:]
+    return records
+
+
+STATUS_APP = textwrap.dedent("""
+    import os, socket, sys
+    address = os.environ["NOTIFY_SOCKET"]
+    if address.startswith("@"):
+        address = "\\0" + address[1:]
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    for shift in ("", "x", "xx"):  # one of the three is cut inside a character, wherever the cut
+        notify.sendto(("READY=1\\nSTATUS=" + shift + sys.argv[1] * 3000).encode(), address)
+    print("sent", flush=True)
+    sys.stdin.read()
+""")
+
+
+@pytest.mark.parametrize("char", ["x", "é", "€"], ids=["ascii", "2-byte", "3-byte"])
+def test_a_long_status_is_shortened_not_the_line(procs, graceinit_bin, char):
+    sup = procs.start([graceinit_bin, "--log-format", "json", "-v", "--notify", "--",
+                       PYTHON, "-c", STATUS_APP, char], stdin=subprocess.PIPE)
+    sup.stdout.wait_for("sent", timeout=15)
+    procfs.wait_until(lambda: b'"status_text"' in sup.stderr.data() or b"STATUS" in sup.stderr.data(), 5,
+                      lambda: "the status event; stderr: %s" % sup.stderr_text())
+    sup.send(signal.SIGTERM)
+    sup.wait(timeout=15)
+    records = strict_json_lines(sup.stderr.data(timeout=5))
+    status = [r for r in records if "truncated" in r and any("status" in f for f in r["truncated"])]
+    assert status, records
+    assert any(r["event"] == "termination_report" for r in records)
+
+
+def test_forty_failed_post_hooks_fit_in_the_report(procs, graceinit_bin, tmp_path):
+    hook_dir = tmp_path / "post.d"
+    hook_dir.mkdir()
+    for n in range(40):
+        hook = hook_dir / ("%02d-" % n + "a-hook-with-a-long-and-descriptive-name-é" * 3)
+        hook.write_text("#!/bin/sh\nexit 1\n")
+        hook.chmod(0o755)
+    sup = procs.start([graceinit_bin, "--log-format", "json", "--post-hook-dir", str(hook_dir),
+                       "--", "sleep", "30"], stdout=subprocess.DEVNULL)
+    procfs.wait_until(lambda: sup.children(), 10, "the app")
+    sup.send(signal.SIGTERM)
+    assert sup.wait(timeout=30) == 128 + signal.SIGTERM, sup.describe()
+    records = strict_json_lines(sup.stderr.data(timeout=5))
+    report = [r for r in records if r["event"] == "termination_report"]
+    assert len(report) == 1, records
+    assert report[0]["level"] == "notice"
+    assert "failed_hooks" in report[0]["truncated"], report[0]
+    assert 0 < len(report[0]["failed_hooks"]) < 40
+
+
+def test_six_hundred_leftovers_fit_in_one_line(procs, graceinit_bin):
+    app = "trap '' TERM; i=0; while [ $i -lt 600 ]; do sleep 60 & i=$((i+1)); done; echo spawned"
+    sup = procs.start([graceinit_bin, "--log-format", "json", "--leftover-grace", "0.5", "--",
+                       "sh", "-c", app])
+    sup.stdout.wait_for("spawned", timeout=30)
+    assert sup.wait(timeout=40) == 0, sup.describe()
+    records = strict_json_lines(sup.stderr.data(timeout=5))
+    killed = [r for r in records if r["event"] == "leftovers_killed"]
+    assert len(killed) == 1, records
+    assert "pids" in killed[0]["truncated"] and len(killed[0]["pids"]) < 600
+
+
+def test_a_long_usage_error_stays_one_json_line(procs, graceinit_bin):
+    sup = procs.start([graceinit_bin, "--log-format", "json", "--", "true"],
+                      env=procs.env(GRACEINIT_DRAIN_IGNORE="1" * 5000))
+    assert sup.wait(timeout=15) == USAGE_ERROR
+    records = strict_json_lines(sup.stderr.data(timeout=5))
+    assert len(records) == 1 and records[0]["event"] == "usage_error", records
+    assert "GRACEINIT_DRAIN_IGNORE" in records[0]["msg"]
+
+
+def test_bytes_that_are_not_utf8_are_escaped_for_strict_parsers(procs, graceinit_bin):
+    sup = procs.start([graceinit_bin, "--log-format", "json", "-v", "--", "sh", "-c", "exit 0",
+                       b"caf\xe9\xff"])
+    assert sup.wait(timeout=15) == 0, sup.describe()
+    records = strict_json_lines(sup.stderr.data(timeout=5))
+    started = [r for r in records if r["event"] == "child_started"]
+    assert "caf\\xe9\\xff" in started[0]["command"], started
+
+
+def test_c1_controls_from_argv_are_escaped_in_text_mode(procs, graceinit_bin):
+    """U+009B is CSI on a terminal that honours 8-bit controls: `\\x9b2J` would clear it."""
+    sup = procs.start([graceinit_bin, "-v", "--", "sh", "-c", "exit 0", "\u009b2J\u0085x"])
+    assert sup.wait(timeout=15) == 0, sup.describe()
+    raw = sup.stderr.data(timeout=5)
+    text = raw.decode("utf-8")
+    assert "\\x9b2J\\x85x" in text, text
+    assert not any(0x80 <= ord(c) <= 0x9F for c in text), text
+
+
+@pytest.mark.parametrize("char", ["é", "€"])
+def test_a_long_text_line_is_cut_between_characters(procs, graceinit_bin, char):
+    sup = procs.start([graceinit_bin, "-v", "--notify", "--", PYTHON, "-c", STATUS_APP, char],
+                      stdin=subprocess.PIPE)
+    sup.stdout.wait_for("sent", timeout=15)
+    procfs.wait_until(lambda: b"status:" in sup.stderr.data(), 5,
+                      lambda: "the status line; stderr: %s" % sup.stderr_text())
+    sup.send(signal.SIGTERM)
+    sup.wait(timeout=15)
+    lines = sup.stderr.data(timeout=5).split(b"\n")
+    assert any(b"status:" in line for line in lines)
+    for line in lines:
+        assert len(line) < PIPE_BUF
+        line.decode("utf-8")

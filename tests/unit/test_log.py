@@ -64,6 +64,7 @@ def test_json_record_has_ts_level_event_msg_and_fields() -> None:
 
     record = json.loads(in_child(body))
     assert record["level"] == "warning" and record["event"] == "sigkill"
+    assert record["logger"] == "graceinit"
     assert record["msg"] == "grace period over" and record["pid"] == 12
     assert record["ts"].endswith("Z") and record["ts"][10] == "T"
 
@@ -90,6 +91,6 @@ def test_a_full_stderr_drops_lines_instead_of_blocking_and_counts_them() -> None
     in_child(body, fill=True)  # the child's alarm kills it if a write blocks
 
 
-@pytest.mark.parametrize("text", ["\x00", "\x07bell", "\r", "\t", "\x7f"])
+@pytest.mark.parametrize("text", ["\x00", "\x07bell", "\r", "\t", "\x7f", "\x9b2J", "\x85", "\x80\x9f"])
 def test_escape_leaves_no_control_character(text: str) -> None:
-    assert not any(ord(char) < 0x20 or ord(char) == 0x7F for char in log.escape(text))
+    assert not any(ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0 for char in log.escape(text))
