@@ -56,6 +56,7 @@ class _Sink:
     dropped = 0  # records lost to a full stderr since the last one that got through
     dropped_total = 0
     guarded = False  # configured: writes must not block
+    ask_first = False  # writing to fd 2 itself, which might block: poll(2) before each write
 
 
 def configure(quiet: bool, verbose: int, log_format: str = "text") -> None:
@@ -63,6 +64,7 @@ def configure(quiet: bool, verbose: int, log_format: str = "text") -> None:
     _Sink.threshold = ERROR if quiet else min(NOTICE + verbose, DEBUG)
     _Sink.json = log_format == "json"
     _Sink.fd = _nonblocking_stderr()
+    _Sink.ask_first = _Sink.fd == 2 and not _regular_file(2)
     _Sink.guarded = True
 
 
@@ -85,7 +87,13 @@ def _nonblocking_stderr() -> int:
     and the child's own writes would start failing with EAGAIN. Re-opening the pipe or tty
     through /proc gives graceinit a description of its own. Where that is impossible (a
     socket, no /proc), fd 2 stays, and each write first asks poll(2) whether there is room.
+
+    Not for a regular file: a description of our own has an offset of its own, and the app,
+    writing at the shared one (`2> out.log` opens without O_APPEND), would write over our
+    lines. A regular file never makes a write wait for a reader, so fd 2 itself is used.
     """
+    if _regular_file(2):
+        return 2
     try:
         flags = os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY | os.O_APPEND
         fd = os.open("/proc/self/fd/2", flags)
@@ -98,6 +106,15 @@ def _nonblocking_stderr() -> int:
         pass
     os.close(fd)
     return 2
+
+
+def _regular_file(fd: int) -> bool:
+    import stat  # loaded by os already
+
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        return False
 
 
 def escape(text: str) -> str:
@@ -192,7 +209,7 @@ def _write(data: bytes) -> bool:
     # handled (not blocked) SIGTTOU makes the kernel restart the write forever.
     old = signal.pthread_sigmask(signal.SIG_BLOCK, _SELF_INFLICTED)
     try:
-        if _Sink.fd == 2 and _Sink.guarded and not _room(2):
+        if _Sink.ask_first and _Sink.guarded and not _room(2):
             return False
         while data:
             data = data[os.write(_Sink.fd, data) :]

@@ -891,3 +891,65 @@ def test_a_long_text_line_is_cut_between_characters(procs, graceinit_bin, char):
     for line in lines:
         assert len(line) < PIPE_BUF
         line.decode("utf-8")
+
+
+# --- issue 19 item 2 (18 item 6): no line lost or damaged, whatever stderr is ----------------
+
+
+def _read_all(fd, timeout=15):
+    """Everything from fd until every writer is gone (EOF; EIO on a pty), bounded."""
+    import select as _select
+
+    chunks, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _select.select([fd], [], [], 0.5)[0]:
+            continue
+        try:
+            data = os.read(fd, 65536)
+        except OSError:  # EIO: the pty's last slave is closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("kind", ["file", "pipe", "tty", "socket"])
+def test_no_line_lost_or_damaged_on_any_stderr(procs, graceinit_bin, tmp_path, kind):
+    """graceinit and the app write the same stderr: on a regular file opened without
+    O_APPEND (`2> out.log`) graceinit's own description used to write at its own offset and
+    the app overwrote its lines."""
+    argv = [graceinit_bin, "-v", "--", "sh", "-c", "echo a >&2; sleep 0.2; echo b >&2; sleep 0.2"]
+    if kind == "file":
+        path = tmp_path / "out.log"
+        with open(path, "wb") as stderr:  # O_WRONLY|O_TRUNC, as a shell's `2>`
+            sup = procs.start(argv, stderr=stderr)
+        sup.wait(timeout=15)
+        raw = path.read_bytes()
+    elif kind == "pipe":
+        sup = procs.start(argv, lines=False)
+        raw = sup.stderr.data(timeout=15)
+        sup.wait(timeout=15)
+    else:
+        if kind == "tty":
+            ours, theirs = os.openpty()
+        else:
+            ours, theirs = (s.detach() for s in socket.socketpair())
+        try:
+            sup = procs.start(argv, stderr=theirs)
+            os.close(theirs)
+            theirs = None
+            raw = _read_all(ours)
+            sup.wait(timeout=15)
+        finally:
+            os.close(ours)
+            if theirs is not None:
+                os.close(theirs)
+    assert sup.rc == 0, raw
+    lines = raw.decode("utf-8").replace("\r\n", "\n").splitlines()
+    ours_lines = [line for line in lines if line.startswith("[graceinit] ")]
+    assert [line for line in lines if not line.startswith("[graceinit] ")] == ["a", "b"], lines
+    assert len(ours_lines) == 3, lines
+    assert ours_lines[0].startswith("[graceinit] started sh -c") and ours_lines[0].endswith(
+        "as pid %s" % ours_lines[1].split()[2]), lines
+    assert ours_lines[1].startswith("[graceinit] child ") and ours_lines[2] == "[graceinit] exiting with status 0"
