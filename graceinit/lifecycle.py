@@ -34,7 +34,7 @@ from graceinit.generations import Generations, Restart, restart
 from graceinit.log import DEBUG, ERROR, INFO, NOTICE, WARNING
 from graceinit.report import Reporter, StopRecord, internal_error, termination_message
 from graceinit.spawn import Environ, Proc, SpawnError
-from graceinit.terminate import EXITED, Pids, Procs, send, terminate
+from graceinit.terminate import EXITED, KILL_WAIT, Procs, end_leftovers, send, terminate
 from graceinit.waits import Wait
 
 INTERNAL_ERROR = 70
@@ -66,6 +66,7 @@ class Lifecycle:
         # stale one before anything started.
         self._ready = False
         self._restarts_done = 0
+        self.survivors: List[int] = []  # leftovers given up on (terminate.end_leftovers)
         self.budget: Budget = budget_for(
             config.termination_budget,
             config.leftover_grace,
@@ -349,25 +350,28 @@ class Lifecycle:
     def _stop_leftovers(self) -> Steps[None]:
         """SIGTERM whatever still runs under us, SIGKILL it after --leftover-grace, and wait
         for it: tini and dumb-init leave it to be SIGKILLed by the kernel mid-write."""
-        pids = self.system.leftovers()
+        listing = lambda: [pid for pid in self.system.leftovers() if pid not in self.survivors]  # noqa: E731
+        pids = listing()
         if not pids:
             return None
         started = self.system.now()
         grace = self.config.leftover_grace
         self._say(INFO, "leftovers", f"{len(pids)} leftover process(es) {pids}: SIGTERM, SIGKILL after"
                   f" {grace:g}s", pids=pids, seconds=grace)
-        targets = Pids(self.system, pids)
 
-        def killing(reason: str) -> None:
-            lingering = sorted(targets.lingering)
+        def killing(lingering: List[int]) -> None:
             self._say(WARNING, "leftovers_killed", f"leftover process(es) {lingering} still running after"
                       f" {grace:g}s: SIGKILL", pids=lingering)
-            if self.record is not None:
-                self.record.leftovers_killed += len(lingering)
 
-        yield from terminate(self.system.now, targets, signal.SIGTERM, started + grace, before_kill=killing)
+        outcome = yield from end_leftovers(self.system.now, self.system, listing, pids, started + grace, killing)
+        self.survivors += outcome.survivors  # a SIGKILL is pending on them: the next pass skips them
+        if outcome.survivors:
+            self._say(WARNING, "leftovers_survived", f"leftover process(es) {outcome.survivors} still running"
+                      f" {KILL_WAIT:g}s after SIGKILL: giving up on them", pids=outcome.survivors)
         if self.record is not None:
-            self.record.leftovers_terminated += len(pids)
+            self.record.leftovers_terminated += outcome.ended()
+            self.record.leftovers_killed += len(outcome.killed)
+            self.record.survivors += outcome.survivors
             self.record.spent("leftovers", self.system.now() - started)
         return None
 

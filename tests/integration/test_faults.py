@@ -785,7 +785,7 @@ def strict_json_lines(raw):
         json.dumps(record, ensure_ascii=False).encode("utf-8")  # strict: a lone surrogate raises
         assert record["logger"] == "graceinit", record
         records.append(record)
-    assert raw.endswith(b"\n"), raw[-80:]
+    assert not raw or raw.endswith(b"\n"), raw[-80:]
     return records
 
 
@@ -953,3 +953,37 @@ def test_no_line_lost_or_damaged_on_any_stderr(procs, graceinit_bin, tmp_path, k
     assert ours_lines[0].startswith("[graceinit] started sh -c") and ours_lines[0].endswith(
         "as pid %s" % ours_lines[1].split()[2]), lines
     assert ours_lines[1].startswith("[graceinit] child ") and ours_lines[2] == "[graceinit] exiting with status 0"
+
+
+# --- issue 18 item 5: no leftover escapes, also when graceinit is not PID 1 ------------------
+
+HOPPER_APP = textwrap.dedent("""
+    import os, signal, sys, time
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    trail = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    if os.fork():
+        print("hopping", flush=True)
+        os._exit(0)  # the app is done; its child hops on as a leftover
+    os.close(1)
+    while True:  # a new pid every 20 ms: the one graceinit listed is always gone
+        time.sleep(0.02)
+        if os.fork():
+            os._exit(0)
+        os.write(trail, b".")
+""")
+
+
+def test_a_leftover_that_keeps_forking_is_hunted_down(procs, graceinit_bin, pid1, tmp_path):
+    """graceinit exited 0 after one pass over the leftovers, and the hopper ran on."""
+    trail = tmp_path / "hops"
+    sup = procs.start([graceinit_bin, "--log-format", "json", "--leftover-grace", "1", "--",
+                       PYTHON, "-c", HOPPER_APP, trail], pid1=pid1)
+    sup.stdout.wait_for("hopping", timeout=15)
+    rc = sup.wait(timeout=20)
+    hops = trail.stat().st_size
+    time.sleep(0.3)  # 15 hops' time: a hopper alive leaves a longer trail (absence has no event)
+    records = strict_json_lines(sup.stderr.data(timeout=5))
+    assert trail.stat().st_size == hops and procs.tagged_processes() == [], records
+    assert rc == 0, records
+    events = [r["event"] for r in records]
+    assert "leftovers_killed" in events and "leftovers_survived" not in events, records
