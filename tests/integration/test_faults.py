@@ -672,13 +672,14 @@ def test_the_apps_python_settings_do_not_reach_graceinit(procs, graceinit_bin, t
     assert given == {name: value for name, value in env.items()}
 
 
-def test_python_inspect_under_a_tty_exits_with_the_app(procs, graceinit_bin, tmp_path):
-    """PYTHONINSPECT=1 under `docker run -it`: no `>>>` prompt after the app exits."""
+def test_python_inspect_under_a_tty_exits_with_the_app(procs, graceinit_bin, pid1):
+    """PYTHONINSPECT=1 under `docker run -it` (PID 1 with a tty): no `>>>` prompt after the
+    app exits."""
     from helpers import PtyReader
 
     master, slave = os.openpty()
     try:
-        sup = procs.start([graceinit_bin, "--", "sh", "-c", "exit 5"], tty=slave,
+        sup = procs.start([graceinit_bin, "--", "sh", "-c", "exit 5"], tty=slave, pid1=pid1,
                           env=procs.env(PYTHONINSPECT="1"))
         term = PtyReader(master)
         rc = sup.wait(timeout=15)
