@@ -112,8 +112,12 @@ def isolated_argv() -> "List[str]":
 
 
 def original_environ() -> "Dict[bytes, bytes]":
-    """The environment block the kernel handed over (spawn.py's reading; importing spawn
-    here would load graceinit's modules before the isolation)."""
+    """The environment exactly as graceinit received it: the child's, and the re-exec's.
+
+    The interpreter edits its own environment at start-up (PEP 538 adds LC_CTYPE=C.UTF-8
+    under the C locale); /proc/self/environ still holds the block the kernel handed over.
+    (Here rather than in spawn.py: the isolation needs it before graceinit's modules load.)
+    """
     import os
 
     try:

@@ -11,6 +11,7 @@ if TYPE_CHECKING:  # `typing` is not imported at run time: it costs every contai
     from typing import Any, List, Optional, Tuple
 
 from graceinit import hooks, log, output, reaper, signals, spawn, terminal
+from graceinit.boot import original_environ
 from graceinit.cli import parse, unknown_variables
 from graceinit.config import USAGE_ERROR, Config, ConfigError
 from graceinit.signals import SignalInbox
@@ -30,7 +31,7 @@ def run(args: List[str]) -> int:
     for warning in unknown_variables(os.environ):
         log.warning(warning, event="unknown_variable")
 
-    environ = spawn.original_environ()
+    environ = original_environ()  # the block as received (boot.py)
     spawn.close_inherited_on_exec()
     signals.reset_inherited_ignores()
     try:
