@@ -1,9 +1,9 @@
-"""Every graceinit example in README.md and examples/ runs without a warning (issue 12).
+"""Every graceinit example in README.md, docs/ and examples/ runs without a warning (issue 12).
 
 The examples are read from the files themselves, so a change to an example is tested as it is
 written:
 
-* README.md: every fenced ``sh`` line that starts with ``graceinit`` (with its ``\\``
+* README.md and docs/*.md: every fenced ``sh`` line that starts with ``graceinit`` (with its ``\\``
   continuations), every ``dockerfile`` block's ``ENV``/``CMD``, every ``yaml`` block's
   Kubernetes ``env:`` list or Compose ``environment:`` mapping;
 * Dockerfile.example (its last stage), examples/kubernetes/*.yaml, examples/compose/*.yaml.
@@ -43,6 +43,7 @@ from helpers import procfs
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
+DOCS = REPO / "docs"
 EXAMPLE_APP = REPO / "examples" / "app"
 HOOK_VARIABLES = ("GRACEINIT_PRE_HOOK", "GRACEINIT_STOP_HOOK", "GRACEINIT_POST_HOOK")
 HOOK_OPTIONS = ("--pre-hook", "--stop-hook", "--post-hook")
@@ -181,18 +182,27 @@ def yaml_example(body: str, first_line: int, source: str) -> Optional[Example]:
     return example
 
 
-def readme_examples() -> List[Example]:
-    text = README.read_text()
+def markdown_examples(path: Path) -> List[Example]:
+    text = path.read_text()
+    source = str(path.relative_to(REPO))
     found: List[Example] = []
     for language, line, body, end in fenced_blocks(text):
         if language == "sh":
-            found += shell_examples(body, line, "README.md")
+            found += shell_examples(body, line, source)
         elif language == "dockerfile":
-            example = dockerfile_example(body, line, "README.md", text[end:])
+            example = dockerfile_example(body, line, source, text[end:])
             found += [example] if example else []
         elif language == "yaml":
-            example = yaml_example(body, line, "README.md")
+            example = yaml_example(body, line, source)
             found += [example] if example else []
+    return found
+
+
+def readme_examples() -> List[Example]:
+    """README.md's, then those of the deep dives it links to (docs/*.md)."""
+    found = markdown_examples(README)
+    for path in sorted(DOCS.glob("*.md")):
+        found += markdown_examples(path)
     return found
 
 
@@ -219,7 +229,8 @@ def test_the_examples_are_found() -> None:
     assert {"README.md", "Dockerfile.example", "examples/kubernetes/deployment.yaml",
             "examples/compose/compose.yaml"} <= where, where
     readme = [example for example in ALL_EXAMPLES if example.where.startswith("README.md")]
-    assert len([e for e in readme if e.options]) >= 3, "README's graceinit command lines"
+    documented = readme + [example for example in ALL_EXAMPLES if example.where.startswith("docs/")]
+    assert len([e for e in documented if e.options]) >= 3, "README's and docs/' graceinit command lines"
     assert len([e for e in readme if "GRACEINIT_TERMINATION_BUDGET" in e.env]) >= 2, \
         "README's Dockerfile and Kubernetes blocks"
 
@@ -302,6 +313,7 @@ class Runnable:
     env: Dict[str, str]
     cwd: Path
     port: Optional[int]          # where the app answers HTTP, None for the stand-in
+    ready_port: Optional[int]    # where graceinit answers readiness probes (--ready-port)
     stop_status: int             # graceinit's exit status after SIGTERM
 
 
@@ -310,6 +322,7 @@ def runnable(example: Example, graceinit: Path, tmp_path: Path) -> Runnable:
     env = {key: value for key, value in example.env.items()}
     options = list(example.options)
     port: Optional[int] = None
+    ready_port: Optional[int] = None  # graceinit's own --ready-port, on loopback
 
     def local_address(address: str) -> str:
         nonlocal port
@@ -327,11 +340,17 @@ def runnable(example: Example, graceinit: Path, tmp_path: Path) -> Runnable:
             options[index + 1] = str(tmp_path / "ready")
         elif option == "--listen":
             options[index + 1] = local_address(value)
+        elif option == "--ready-port":
+            ready_port = free_port()
+            options[index + 1] = f"127.0.0.1:{ready_port}"
     for key in HOOK_VARIABLES:
         if key in env:
             env[key] = "\n".join(in_checkout(line) for line in env[key].splitlines() if line.strip())
     if "GRACEINIT_READY_FILE" in env:
         env["GRACEINIT_READY_FILE"] = str(tmp_path / "ready")
+    if "GRACEINIT_READY_PORT" in env:
+        ready_port = free_port()
+        env["GRACEINIT_READY_PORT"] = f"127.0.0.1:{ready_port}"
     if "GRACEINIT_LISTEN" in env:
         env["GRACEINIT_LISTEN"] = ",".join(local_address(a) for a in env["GRACEINIT_LISTEN"].split(","))
 
@@ -359,7 +378,7 @@ def runnable(example: Example, graceinit: Path, tmp_path: Path) -> Runnable:
     else:
         app = [sys.executable, "-c", STAND_IN]
     env.setdefault("PYTHONUNBUFFERED", "1")
-    return Runnable([str(graceinit), *options, "--", *app], env, tmp_path, port, status)
+    return Runnable([str(graceinit), *options, "--", *app], env, tmp_path, port, ready_port, status)
 
 
 def gunicorn_version() -> Tuple[int, ...]:
@@ -381,11 +400,11 @@ def remapped(status: int, example: Example) -> int:
     return remaps.get(status, status)
 
 
-def answers_http(port: int) -> bool:
+def answers_http(port: int, path: str = "/") -> bool:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
     try:
         # Connection: close, so that the server is not left reading a connection we reset.
-        connection.request("GET", "/", headers={"Connection": "close"})
+        connection.request("GET", path, headers={"Connection": "close"})
         response = connection.getresponse()
         response.read()
         return response.status == 200
@@ -414,6 +433,9 @@ def test_example_runs_without_a_warning(example: Example, graceinit_bin: Path, p
     else:
         sup.stdout.wait_for("stand-in serving", timeout=20)
     assert sup.running(), sup.stderr_text(5)
+    if run.ready_port is not None:  # the example's readiness probe: graceinit's own port
+        procfs.wait_until(lambda: answers_http(run.ready_port, "/ready") or not sup.running(), 20,
+                          lambda: f"{example.where}: the ready port {run.ready_port} says ready")
     sup.send(signal.SIGTERM)
     status = sup.wait(stop_bound(example))
     stderr = sup.stderr_text(5)
