@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # typing costs every container start: annotations only
 
     from graceinit.waits import Steps
 
-from graceinit.spawn import Proc
+from graceinit.proc import Proc
 from graceinit.waits import Wait
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ class Signaller(Protocol):
     def watch(self, pid: int) -> bool: ...
 
 
-class Procs:
+class Children:
     """Processes graceinit started (children, hooks): their exit is reaped, so `running` is
     exact. Signals go to each one's process group unless `whole_group` is off."""
 
@@ -227,7 +227,8 @@ def end_leftovers(
     listing: Callable[[], List[int]],
     pids: Sequence[int],
     deadline: float,
-    before_kill: Callable[[List[int]], None] = lambda pids: None,
+    escalation: Escalation = NEVER,
+    before_kill: Callable[[List[int], str], None] = lambda pids, reason: None,
 ) -> Steps[LeftoverOutcome]:
     """End every leftover: SIGTERM, SIGKILL at `deadline`; and look again each time the ones
     listed are gone, because a leftover may fork meanwhile (a daemon re-forking to escape, or
@@ -237,10 +238,13 @@ def end_leftovers(
     on until none is left, bounded: KILL_WAIT past `deadline`. What still lives then (stuck in
     the kernel, or forking faster than it can be killed) is the outcome's `survivors`.
 
-    `pids` is the first listing; `listing` lists again. `before_kill` hears the pids of the
-    first SIGKILL (later rounds are only counted: a re-forking process would fill the log)."""
+    `pids` is the first listing; `listing` lists again. An `escalation` (a third stop signal)
+    ends the grace at once. `before_kill` hears the pids of the first SIGKILL and why
+    ("deadline" or "escalation"); later rounds are only counted: a re-forking process would
+    fill the log."""
     outcome = LeftoverOutcome()
     bound = deadline + KILL_WAIT
+    reason = "deadline"
     signalled, killed = set(), set()
     while pids:
         targets = Pids(system, pids)
@@ -251,10 +255,16 @@ def end_leftovers(
                 system.send(pid, signal.SIGCONT)  # a stopped process cannot act on it
             signalled.update(fresh)
             outcome.signalled.extend(fresh)
-            yield Wait(targets.gone, _step(now, targets, deadline))
+            yield Wait(lambda: targets.gone() or escalation.pending(), _step(now, targets, deadline))
+            extra = escalation.take() if escalation.pending() else None
+            if extra == signal.SIGKILL:
+                deadline, reason = now(), "escalation"
+                bound = deadline + KILL_WAIT
+            elif extra:
+                targets.signal(extra)
         elif now() < bound:
             if not killed:
-                before_kill(sorted(targets.lingering))
+                before_kill(sorted(targets.lingering), reason)
             targets.kill()
             outcome.killed.extend(pid for pid in targets.killed if pid not in killed)
             killed.update(targets.killed)
