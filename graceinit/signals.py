@@ -1,9 +1,13 @@
-"""Signal plumbing: every signal graceinit handles becomes one byte on a pipe.
+"""Signal plumbing: handlers installed, and every signal that reaches one becomes a byte on
+a pipe.
 
-The C-level handler CPython installs writes the signal number to the "wakeup fd" the moment
-the signal arrives, so the event loop can sleep in poll(2) with no timer and still wake at
-once. Reading the numbers from the pipe (rather than trusting the Python-level handler,
-which runs once per burst) keeps each queued real-time signal as its own event.
+While only signals are watched, graceinit keeps them blocked and takes them with
+sigtimedwait(2) (system.py): no handler runs, nothing goes through the pipe. Once it must
+also watch descriptors (a pidfd, the notify or ready-port socket) it sleeps in poll(2), and
+then the C-level handler CPython installs writes the signal number to the "wakeup fd" the
+moment the signal arrives, so poll(2) wakes at once with no timer. Reading the numbers from the
+pipe (rather than trusting the Python-level handler, which runs once per burst) keeps each
+queued real-time signal as its own event; so does sigtimedwait(2), one call per instance.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Issue 3, stop sequence: leftover processes (a double-forked, setsid'd daemon that escaped the
 child's group) get SIGTERM, then SIGKILL after --leftover-grace, and are waited for before the
 post hooks run -- as real PID 1 and as a subreaper. Real graceinit CLI, real processes."""
+import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -47,3 +49,21 @@ def test_leftover_daemons_are_terminated_killed_and_waited_for_before_post_hooks
     if not pid1:
         wait_until(lambda: not gi.tagged(), 2,
                    lambda: "no process to survive graceinit: %s" % gi.tagged())
+
+
+@pytest.mark.timeout(30)
+def test_stop_signals_still_arrive_while_leftovers_are_watched(gi):
+    """While graceinit waits for leftovers it also watches their pidfds, so it sleeps in
+    poll(2) instead of sigtimedwait(2) (system.py): the signals it held blocked until then
+    must reach it there too. A third stop signal SIGKILLs a leftover that ignores SIGTERM
+    at once, not after --leftover-grace."""
+    run = gi.start(["-v", "--leftover-grace", "60"],
+                   gi.child("--daemon", "stubborn:stubborn", "--exit-after", "0.2"))
+    gi.wait_event("stubborn", "start", timeout=10)
+    gi.wait_event("stubborn", "signal", timeout=10, pred=lambda e: e["sig"] == "SIGTERM")
+    for count in (1, 2, 3):  # one at a time: a standard signal sent twice before it is taken is one
+        run.signal(signal.SIGTERM)
+        run.wait_line("(stop signal #%d)" % count, timeout=5)
+    t2 = time.monotonic()
+    assert run.wait(10) == 0, run.describe()
+    assert run.t_exit - t2 < 5, "third stop signal: leftovers killed %.2fs later" % (run.t_exit - t2)
