@@ -137,9 +137,8 @@ class LinuxSystem:
         else:
             events, reap = self._poll(timeout)
         if reap:
-            for pid, status in reaper.reap(self._report_stops):
-                if ours is None or pid in ours:
-                    events.append(Stopped(pid) if os.WIFSTOPPED(status) else Exited(pid, status))
+            for pid, status in reaper.reap(self._report_stops, ours):
+                events.append(Stopped(pid) if os.WIFSTOPPED(status) else Exited(pid, status))
         return events
 
     def _take_signals(self, timeout: Optional[float]) -> Tuple[List[Event], bool]:
