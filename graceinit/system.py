@@ -159,20 +159,28 @@ class LinuxSystem:
         else:
             info = take(HANDLED_SIGNALS, max(0.0, min(timeout, _LONGEST_WAIT)))
         if info is not None:
-            taken = [info.si_signo]
+            first = info.si_signo
             # Others pending with it are taken in this wake-up too. sigpending() costs half
             # of a sigtimedwait() that finds nothing, and one signal alone is the usual case.
-            if signal.sigpending():
+            if not signal.sigpending():
+                received.append(first)
+            else:
+                later: List[int] = []
                 info = take(HANDLED_SIGNALS, 0)
                 while info is not None:
-                    taken.append(info.si_signo)
+                    later.append(info.si_signo)
                     info = take(HANDLED_SIGNALS, 0)
-                # Signals pending together come out lowest number first. The pipe path's
-                # handlers saw them highest first (the kernel stacks each handler's frame on
-                # the last), which is what the life cycle has always read: `kill -TERM; kill
-                # -INT` back to back is a SIGTERM stop, hurried by SIGINT. Same order here.
-                taken.reverse()
-            received += taken
+                # The kernel keeps no arrival order, and hands out the lowest number first: a
+                # lower one now came after `first`; a higher one may have been pending with
+                # it. Those go first, highest first, as the pipe path's handlers saw signals
+                # pending together (each handler's frame is stacked on the last): what the
+                # life cycle has always read. `kill -TERM; kill -INT` back to back is then a
+                # SIGTERM stop hurried by SIGINT, however soon graceinit woke.
+                together = [signum for signum in later if signum > first]
+                together.reverse()
+                received += together
+                received.append(first)
+                received += [signum for signum in later if signum <= first]
         events, reap = self._sort(received)
         return events, reap or flooded
 
