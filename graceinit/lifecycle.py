@@ -32,12 +32,10 @@ if TYPE_CHECKING:  # typing costs every container start: annotations only
     from graceinit.terminate import Children
     from graceinit.waits import Steps
 
-from graceinit import hooks
 from graceinit.config import Argv, Config, Hooks, death_signal, exit_status, signal_name
 from graceinit.events import Exited, Notified, Signal, Stopped
 from graceinit.facts import HURRY, KILL_NOW, Facts, StopRequest
 from graceinit.generations import Generations, Restart, restart
-from graceinit.hooks import show
 from graceinit.log import DEBUG, ERROR, INFO, NOTICE, WARNING
 from graceinit.proc import Environ, Proc, SpawnError, send
 from graceinit.report import Reporter, StopRecord, internal_error, termination_message
@@ -139,6 +137,14 @@ class StopSignalsAgain:
         return self._resend(self._facts.stops[self._seen - 1].signum) or None
 
 
+def _show(argv: Sequence[str]) -> str:
+    """A command as a person would type it (hooks.show): hooks.py loads when a hook runs or
+    a command is shown, not on every start."""
+    from graceinit.hooks import show
+
+    return show(argv)
+
+
 def _load_for_the_stop() -> None:
     """The modules only a stop uses, loaded once the child is forked: off the path from
     graceinit's exec to the child's (~1 ms), and in place before a stop signal, whose forward
@@ -225,8 +231,8 @@ class Lifecycle:
             if facts.stop is not None:
                 break
             if status != 0:
-                self._say(ERROR, "pre_hook_failed", f"pre hook {show(argv)} failed with status {status}:"
-                          " not starting the child", command=show(argv), status=status)
+                self._say(ERROR, "pre_hook_failed", f"pre hook {_show(argv)} failed with status {status}:"
+                          " not starting the child", command=_show(argv), status=status)
                 self.status_without_child = status
                 break
         if self.status_without_child is None and facts.stop is None:
@@ -301,8 +307,8 @@ class Lifecycle:
         self.facts.children[child.pid] = child
         self.generations.current = child
         if self.report.enabled(INFO):  # quoting the command costs an import on the start-up path
-            self._say(INFO, "child_started", f"started {show(self.config.command)} as pid {child.pid}",
-                      pid=child.pid, command=show(self.config.command))
+            self._say(INFO, "child_started", f"started {_show(self.config.command)} as pid {child.pid}",
+                      pid=child.pid, command=_show(self.config.command))
         for signum in self.facts.early_signals:  # arrived while graceinit was starting
             self.forward(signum)
         self.facts.early_signals.clear()
@@ -388,7 +394,7 @@ class Lifecycle:
             status = yield from self._run_hook("stop", argv, StopSignalsAgain(facts, HURRY),
                                                cut_short=lambda: facts.hurried)
             if status != 0 and self.record is not None:
-                self.record.failed_hooks.append(show(argv))
+                self.record.failed_hooks.append(_show(argv))
         if self.record is not None:
             self.record.spent("stop_hooks", self.system.now() - started)
 
@@ -484,18 +490,24 @@ class Lifecycle:
         for argv in self.hook_commands(self.config.post_hooks):
             status = yield from self._run_hook("post", argv, StopSignalsAgain(self.facts, self.facts.stop_count))
             if status != 0 and self.record is not None:
-                self.record.failed_hooks.append(show(argv))
+                self.record.failed_hooks.append(_show(argv))
         if self.record is not None:
             self.record.spent("post_hooks", self.system.now() - started)
 
     # --- hooks ---------------------------------------------------------------------------
 
     def hook_commands(self, phase_hooks: Hooks) -> List[Argv]:
+        if phase_hooks.directory is None and not phase_hooks.commands:
+            return []  # the usual phase, with no hooks: hooks.py stays unloaded
+        from graceinit import hooks
+
         return hooks.commands(phase_hooks, self.system.hook_files(phase_hooks.directory))
 
     def _run_hook(self, phase: str, argv: Argv, escalation: StopSignalsAgain,
                   cut_short: Optional[Callable[[], bool]] = None) -> Steps[int]:
         """Run one hook to its end or its timeout; returns its exit status."""
+        from graceinit import hooks
+
         current = self.generations.current
         post = phase == "post"
         environ = hooks.environ_for(
