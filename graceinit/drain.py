@@ -98,6 +98,7 @@ class TrafficSample(NamedTuple):
     complete: bool = True  # it saw every open connection of the app (a full dump)
     lost: bool = False  # events were lost (a full receive buffer): something arrived
     history_from: Optional[float] = None  # first sample: closed connections seen since then
+    dump_s: float = 0.0  # the part of cost_s spent on a dump, which the sampler budgets itself
 
 
 class Holdout(NamedTuple):
@@ -238,7 +239,7 @@ class Drain:
         self.samples += 1
         self.sampling_s += sample.cost_s
         self._last_at = max(self._last_at, sample.at)
-        self._last_cost = sample.cost_s
+        self._last_cost = sample.cost_s - sample.dump_s
         for arrival in sample.arrivals:
             at = min(arrival.at, sample.at)
             table = self._ignored if arrival.ignored else self._sources
