@@ -660,6 +660,24 @@ def own_addresses() -> List[str]:
     return found
 
 
+def ignored_own_addresses(items: Sequence[str]) -> List[Tuple[str, str]]:
+    """(item, address) for each --drain-ignore item that holds one of this network
+    namespace's own addresses: a range that holds the pod holds its neighbours, the
+    ingress and the clients of the cluster (issue 19). Run at start-up, only when
+    --drain-ignore is given."""
+    networks = Networks(items)
+    found = []
+    for address in own_addresses():
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        version, number, _ = _peer(family, packed(family, address))
+        if (version, number) in networks:
+            for item in items:
+                if not item.startswith(":") and (version, number) in Networks([item]):
+                    found.append((item, address))
+                    break
+    return found
+
+
 def _reason(error: BaseException) -> str:
     if isinstance(error, OSError) and error.errno in (errno.EPERM, errno.EACCES):
         return f"{error.strerror} (a seccomp profile or a missing capability?)"

@@ -594,3 +594,47 @@ def test_at_the_max_one_warning_and_the_report_name_what_kept_it_going():
     assert final["drain_holdouts"] == ["10.17.0.1 (20 requests, periodic every 1.0 s: a probe? --drain-ignore 10.17.0.1)"]
     assert final["drain_probes"] == ["10.6.0.9 every 2.0 s"]
     assert final["drain_ignored_requests"] == 100
+
+
+# --- --drain-ignore: addresses, networks, ports; 40,000 of them -----------------------------
+
+
+def test_drain_ignore_takes_ports_and_keeps_the_first_of_each_item():
+    from test_cli import error_of, read
+
+    config = read(["--drain-ignore", ":8081,10.1.2.3, :8081", "--drain-ignore=::1,10.1.2.3/32", "app"])
+    assert config.drain_ignore == (":8081", "10.1.2.3/32", "::1/128")
+    for bad in (":0", ":65536", ":http", "10.0.0.1:80", ":"):
+        assert error_of(["--drain-ignore", bad, "app"]).startswith(f"--drain-ignore {bad!r}: ")
+
+
+def test_forty_thousand_drain_ignore_items_are_read_and_matched():
+    # (They took 7 s to read: a list scan per item. The time is measured in the report, not here.)
+    from graceinit.traffic import Networks
+    from test_cli import read
+
+    items = [f"10.{i // 250}.{i % 250}.7" for i in range(40_000)]
+    config = read(["--drain-ignore", ",".join(items[:20_000]), "--drain-ignore", ",".join(items[19_000:]), "app"])
+    assert config.drain_ignore == tuple(f"{item}/32" for item in items)
+    networks = Networks(config.drain_ignore)
+    assert len(networks._nets) == 1  # one set per prefix length: a lookup is one set test
+    assert (4, int(ipaddress.ip_address("10.159.249.7"))) in networks
+    assert (4, int(ipaddress.ip_address("10.159.249.8"))) not in networks
+
+
+def test_networks_match_prefixes_ports_and_v4_mapped_peers():
+    from graceinit.traffic import Networks, _peer
+
+    networks = Networks(("10.244.0.0/16", "192.168.1.5/32", "fd00::/8", ":8081"))
+    assert networks.ports == {8081}
+
+    def peer(text: str):
+        import socket
+
+        family = socket.AF_INET6 if ":" in text else socket.AF_INET
+        return _peer(family, socket.inet_pton(family, text).ljust(16, b"\0"))[:2]
+
+    assert peer("10.244.9.9") in networks and peer("10.245.0.1") not in networks
+    assert peer("192.168.1.5") in networks and peer("192.168.1.6") not in networks
+    assert peer("fd12::1") in networks and peer("fe80::1") not in networks
+    assert peer("::ffff:10.244.1.1") in networks  # a dual-stack listener's IPv4 client
