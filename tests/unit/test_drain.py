@@ -638,3 +638,23 @@ def test_networks_match_prefixes_ports_and_v4_mapped_peers():
     assert peer("192.168.1.5") in networks and peer("192.168.1.6") not in networks
     assert peer("fd12::1") in networks and peer("fe80::1") not in networks
     assert peer("::ffff:10.244.1.1") in networks  # a dual-stack listener's IPv4 client
+
+
+def test_a_sample_the_kernel_garbled_is_unreadable_never_a_crash_nor_quiet():
+    import socket
+
+    from graceinit import traffic
+
+    with pytest.raises(ValueError):
+        list(traffic._messages(b"\x40\x00\x00\x00" + b"\x14\x00" + b"\x00" * 10))  # 64 bytes claimed, 16 there
+
+    class Garbled:
+        def read(self, ports=None):
+            raise ValueError("a netlink message of 64 bytes at 0 of 16")
+
+        def close(self):
+            pass
+
+    watch = traffic.TrafficWatch(None, Garbled(), {(socket.AF_INET, 8000, b"\0" * 16)},  # type: ignore[arg-type]
+                                 traffic.Networks(()), "test", 0)
+    assert watch.sample(0.0) is None
