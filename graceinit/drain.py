@@ -115,9 +115,11 @@ class Holdout(NamedTuple):
 
 
 class _Source:
-    """What one peer sent: its moments (history included), merged MERGE_S apart."""
+    """What one peer sent: its moments (history included), merged MERGE_S apart. What only
+    depends on the moments is computed once per change, not once per sample: a busy
+    source has thousands."""
 
-    __slots__ = ("moments", "counts", "fresh_only", "requests", "origin")
+    __slots__ = ("moments", "counts", "fresh_only", "requests", "origin", "close_gap", "_shape", "_probe")
 
     def __init__(self, origin: float) -> None:
         self.moments: List[float] = []
@@ -125,6 +127,9 @@ class _Source:
         self.fresh_only = True  # every request came on a connection of its own
         self.requests = 0  # since the stop signal
         self.origin = origin  # since when it has been watched
+        self.close_gap = False  # two moments closer than a probe's would be, or a merged one
+        self._shape: Optional[Tuple[float, float, int]] = None  # (recent span, longest gap, recent moments)
+        self._probe: Optional[Tuple[Optional[float]]] = None
 
     def add(self, arrival: Arrival, start: float) -> None:
         if not arrival.fresh:
@@ -133,10 +138,15 @@ class _Source:
             self.requests += 1
         moments, at = self.moments, arrival.at
         index = bisect_left(moments, at)
+        self._shape = self._probe = None
         for near in (index - 1, index):
             if 0 <= near < len(moments) and abs(moments[near] - at) < MERGE_S:
                 self.counts[near] += 1
+                self.close_gap = True
                 return
+        for near in (index - 1, index):
+            if 0 <= near < len(moments) and abs(moments[near] - at) < PROBE_PERIOD[0] / 2:
+                self.close_gap = True
         moments.insert(index, at)
         self.counts.insert(index, 1)
         if len(moments) > KEEP_MOMENTS:
@@ -147,32 +157,37 @@ class _Source:
     def last(self) -> float:
         return self.moments[-1]
 
+    def _recent(self) -> Tuple[float, float, int]:
+        """(span of the recent moments and the gap before them, the longest gap among them,
+        how many): the latest RECENT_MOMENTS moments and all of the last LOOKBACK_S."""
+        if self._shape is None:
+            moments = self.moments
+            last = moments[-1]
+            first = max(0, min(len(moments) - RECENT_MOMENTS, bisect_left(moments, last - LOOKBACK_S)))
+            longest = max((moments[i + 1] - moments[i] for i in range(first, len(moments) - 1)), default=0.0)
+            before = moments[first - 1] if first > 0 else self.origin
+            if first == 0:  # watched from before its first moment: that wait is a gap too
+                longest = max(longest, moments[0] - self.origin)
+            self._shape = (last - before, longest, len(moments) - first)
+        return self._shape
+
     def window(self, now: float, start: float) -> float:
         """How long this source must be silent before it counts as stopped."""
-        moments = self.moments
-        last = moments[-1]
-        first = len(moments) - 1
-        while first > 0 and (len(moments) - first < RECENT_MOMENTS or last - moments[first - 1] <= LOOKBACK_S):
-            first -= 1
-        recent = moments[first:]
-        longest = max((b - a for a, b in zip(recent, recent[1:])), default=0.0)
-        before = moments[first - 1] if first > 0 else self.origin
-        if first == 0:  # watched from before its first moment: that wait is a gap too
-            longest = max(longest, moments[0] - self.origin)
+        span, longest, recent = self._recent()
         # Few moments say little about a rate: take the mean gap the evidence still allows
         # (n - 2 sqrt(n) moments, about 2 sigma fewer), not the likeliest one. Over the whole
         # time watched, silence included, a slow source's few bunched moments cannot pass
         # for a fast one's: it never proves it stopped with fewer moments than its silence
         # is long.
-        mean_gap = max(0.0, last - before) / _fewer(len(recent))
-        if last >= start:  # sent since the stop signal: all it was watched counts
-            mean_gap = max(mean_gap, max(0.0, now - self.origin) / _fewer(len(moments)))
+        mean_gap = max(0.0, span) / _fewer(recent)
+        if self.moments[-1] >= start:  # sent since the stop signal: all it was watched counts
+            mean_gap = max(mean_gap, max(0.0, now - self.origin) / _fewer(len(self.moments)))
         return max(QUIET_FLOOR, K_MEAN_GAPS * mean_gap, K_LONGEST_GAP * longest)
 
     def period(self) -> Optional[float]:
         """The period of a strict clock the moments keep, if they keep one (probes)."""
         moments = self.moments
-        if len(moments) < 3:
+        if len(moments) < 3 or self.close_gap:
             return None
         gaps = sorted(b - a for a, b in zip(moments, moments[1:]))
         period = gaps[len(gaps) // 2]
@@ -188,12 +203,13 @@ class _Source:
         return period if ones >= len(gaps) - ones + 1 else None
 
     def probe_period(self) -> Optional[float]:
-        if not self.fresh_only or len(self.moments) < PROBE_BEATS or max(self.counts) > 1:
-            return None
-        return self.period()
+        if self._probe is None:
+            probe = self.fresh_only and len(self.moments) >= PROBE_BEATS and not self.close_gap
+            self._probe = (self.period() if probe else None,)
+        return self._probe[0]
 
     def rhythm(self, now: float) -> Tuple[str, bool]:
-        period = self.period() if max(self.counts) == 1 else None
+        period = self.period()
         if period is not None:
             return f"periodic every {period:.1f} s", True
         span = max(now - self.origin, 1e-3)
@@ -256,12 +272,15 @@ class Drain:
         # Quiet must hold at samples CONFIRM_S apart, the last a complete one: after a stall
         # of the whole machine (or of graceinit) the first sample comes overdue, before the
         # clients have caught up; and a connection opened meanwhile must have been seen.
-        quiet = sample.pending == 0 and self._all_quiet(sample.at)
+        # A pending connection (opened, not yet seen) does not restart the count: the next
+        # sample is asked to be complete, and that finds it (and its requests) or clears it.
+        quiet = self._all_quiet(sample.at)
         if not quiet:
             self._quiet_since = None
         elif self._quiet_since is None:
             self._quiet_since = sample.at
-        confirmed = quiet and sample.complete and sample.at - self._quiet_since >= CONFIRM_S
+        confirmed = (quiet and sample.pending == 0 and sample.complete
+                     and sample.at - self._quiet_since >= CONFIRM_S)
         return self._end_at(sample.at, quiet=confirmed)
 
     def wants_full(self) -> bool:
@@ -272,9 +291,11 @@ class Drain:
         """When to take the next sample: every TICK, less often when a sample is expensive."""
         return min(self._last_at + max(TICK, self._last_cost / CPU_SHARE), self.start + self.max_s)
 
-    def quiet_windows(self) -> Dict[str, float]:
-        """Each source's current quiet window (for the report at -vv)."""
-        return {peer: source.window(self._last_at, self.start) for peer, source in self._sources.items()}
+    def quiet_windows(self) -> Dict[str, Tuple[int, float, float]]:
+        """Each source's moments, silence and quiet window at the last sample (for -vv)."""
+        now = self._last_at
+        return {peer: (len(source.moments), round(now - source.last, 3), round(source.window(now, self.start), 3))
+                for peer, source in self._sources.items()}
 
     def probes(self) -> Dict[str, float]:
         """The sources taken for probes, with their periods."""

@@ -158,8 +158,11 @@ class StopDelay:
             self._say(WARNING, "drain_ignored_sending", f"stop delay auto: ignored peers went on sending after the"
                       f" counted ones stopped: {peers}; does --drain-ignore cover real clients?",
                       peers=[peer for peer, _ in late[:5]], ignored_requests=detector.ignored)
+        windows = detector.quiet_windows()
+        shown = "; ".join(f"{peer}: {moments} moments, silent {silent:g}s of {window:g}s"
+                          for peer, (moments, silent, window) in list(windows.items())[:10])
         self._say(DEBUG, "drain_sampled", f"stop delay auto: {detector.samples} samples of"
-                  f" {detector.sources_seen} source(s) cost {detector.sampling_s * 1000:.0f} ms",
+                  f" {detector.sources_seen} source(s) cost {detector.sampling_s * 1000:.0f} ms; {shown}",
                   samples=detector.samples, sources=detector.sources_seen,
                   sampling_ms=round(detector.sampling_s * 1000, 1))
 

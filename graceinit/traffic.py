@@ -81,7 +81,7 @@ _V4_MAPPED = b"\0" * 10 + b"\xff\xff"
 RECEIVE_BUFFER = 1 << 20
 EVENT_BUFFER = 4 << 20
 LOOKUPS_PER_SEND = 256
-FULL_EVERY = 0.5  # seconds: the most often a dump confirms quiet
+FULL_EVERY = 0.2  # seconds: the most often a dump confirms quiet
 FAMILIES = (socket.AF_INET, socket.AF_INET6)
 
 
@@ -286,42 +286,85 @@ class Closed(NamedTuple):
     cookie: int
     data_segs_in: Optional[int]  # None: no tcp_info came with it
     idle_s: float  # since data last came, when the kernel reported it
-    at: float  # when it was read (monotonic): the socket died at or before this
+    at: float  # when its message came (monotonic): the socket died just before
 
 
 class DestroyStream:
     """Every TCP socket of this network namespace as the kernel destroys it (sock_diag's
     SKNLGRP_INET[6]_TCP_DESTROY groups, with tcp_info), from the moment it is created.
-    Nothing is sent before a reader subscribes, so subscribe only when needed. `read`
-    returns what came since the last read, and whether some was lost (a full buffer)."""
+    Nothing is sent before a reader subscribes, so subscribe only when needed; `close`
+    unsubscribes. `read` returns what came since the last read, and whether some was lost
+    (a full buffer).
+
+    The kernel's messages carry no time of their own (only "data last came N ms before
+    this message"), so a thread of its own receives them as they come and stamps each with
+    the time it came: read once per tick, a whole tick's connections would look like one
+    instant, and a stream like a burst. The thread blocks every signal (the main thread
+    handles them) and ends at `close`."""
+
+    MAX_CHUNKS = 65536  # unread chunks kept; beyond, they count as lost
 
     def __init__(self) -> None:
+        import select  # only when a drain starts
+        import threading
+
         self._sock = _netlink(DESTROY_GROUPS, EVENT_BUFFER)
         self._sock.setblocking(False)
+        self._chunks: List[Tuple[float, bytes]] = []
+        self._lost = False
+        self._error: Optional[OSError] = None
+        self._lock = threading.Lock()
+        self._wake_read, self._wake_write = os.pipe()
+        self._poll = select.poll()
+        self._poll.register(self._sock.fileno(), select.POLLIN)
+        self._poll.register(self._wake_read, select.POLLIN)
+        self._thread = threading.Thread(target=self._receive, name="graceinit-destroy-events", daemon=True)
+        import _signal
 
-    def fileno(self) -> int:
-        return self._sock.fileno()
+        blocked = _signal.pthread_sigmask(_signal.SIG_BLOCK, _signal.valid_signals())  # the thread inherits it
+        try:
+            self._thread.start()
+        finally:
+            _signal.pthread_sigmask(_signal.SIG_SETMASK, blocked)
+
+    def _receive(self) -> None:
+        recv = self._sock.recv
+        while True:
+            for fd, _ in self._poll.poll():
+                if fd == self._wake_read:
+                    return
+            while True:
+                try:
+                    chunk = recv(RECEIVE_BUFFER)
+                except BlockingIOError:
+                    break
+                except OSError as error:
+                    with self._lock:
+                        if error.errno == errno.ENOBUFS:
+                            self._lost = True
+                            continue
+                        self._error = error
+                    return
+                at = time.monotonic()
+                with self._lock:
+                    if len(self._chunks) < self.MAX_CHUNKS:
+                        self._chunks.append((at, chunk))
+                    else:
+                        self._lost = True
 
     def read(self, ports: Optional[Set[int]] = None) -> Tuple[List[Closed], bool]:
         """The sockets destroyed since the last read (only those with a local port in
         `ports`, when given: a busy namespace destroys thousands a second, and skipping one
         costs a fraction of parsing it), and whether some were lost."""
+        with self._lock:
+            chunks, self._chunks = self._chunks, []
+            lost, self._lost = self._lost, False
+            error = self._error
+        if error is not None:
+            raise error
         closed: List[Closed] = []
-        lost = False
-        recv, unpack_port = self._sock.recv, _PORT.unpack_from
-        while True:
-            try:
-                chunk = recv(RECEIVE_BUFFER)
-            except BlockingIOError:
-                return closed, lost
-            except OSError as error:
-                if error.errno != errno.ENOBUFS:
-                    raise
-                lost = True
-                continue
-            if not chunk:
-                return closed, lost
-            at = time.monotonic()
+        unpack_port = _PORT.unpack_from
+        for at, chunk in chunks:
             for kind, _, start, end in _messages(chunk):
                 if kind != SOCK_DIAG_BY_FAMILY or end - start < _MSG.size:
                     continue
@@ -333,8 +376,19 @@ class DestroyStream:
                     chunk[start], sport, chunk[start + 8:start + 24], unpack_port(chunk, start + 6)[0],
                     chunk[start + 24:start + 40], int.from_bytes(chunk[start + 44:start + 52], "little"),
                     data[0] if data else None, data[1] if data else 0.0, at))
+        return closed, lost
 
     def close(self) -> None:
+        try:
+            os.write(self._wake_write, b"x")
+        except OSError:
+            pass
+        self._thread.join(2.0)
+        for fd in (self._wake_read, self._wake_write):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
         self._sock.close()
 
 
