@@ -63,17 +63,20 @@ RECENT_MOMENTS = 16
 LOOKBACK_S = 10.0
 # Moments kept per source (history at 300 req/s for 60 s merges to ~3,000).
 KEEP_MOMENTS = 4096
-# Probes: this many arrivals at least, each gap within max(PROBE_JITTER_S, PROBE_JITTER of
-# the period) of a whole number (1-3) of periods, most of them of one period.
+# Probes: this many arrivals at least, on a clock: each within max(PROBE_JITTER_S,
+# PROBE_JITTER of the period) of its beat, or late by up to a quarter period (at most
+# PROBE_LATE of them), at most two beats missed in a row (see _Source.period).
 PROBE_BEATS = 5
 PROBE_JITTER = 0.05
 PROBE_JITTER_S = 0.1
 PROBE_PERIOD = (0.5, 30.0)
+PROBE_LATE = 0.2
 # Quiet must hold at two samples this far apart at least (see Drain.observe).
 CONFIRM_S = 0.1
-# Sampling: every TICK seconds, stretched so that sampling costs at most CPU_SHARE of a core.
+# Sampling: every TICK seconds, stretched so that sampling costs at most CPU_SHARE of a core
+# (dumps have a budget of their own: traffic.DUMP_SHARE; the event thread costs ~0.3 %).
 TICK = 0.02
-CPU_SHARE = 0.02
+CPU_SHARE = 0.01
 
 
 class Unavailable(Exception):
@@ -185,7 +188,10 @@ class _Source:
         return max(QUIET_FLOOR, K_MEAN_GAPS * mean_gap, K_LONGEST_GAP * longest)
 
     def period(self) -> Optional[float]:
-        """The period of a strict clock the moments keep, if they keep one (probes)."""
+        """The period of a strict clock the moments keep, if they keep one (probes): one
+        moment per beat at most, each within PROBE_JITTER of its beat or late by up to a
+        quarter period (a probe can be delayed by a loaded node, never be early), at most
+        PROBE_LATE of them late, at most two beats missed in a row."""
         moments = self.moments
         if len(moments) < 3 or self.close_gap:
             return None
@@ -193,14 +199,24 @@ class _Source:
         period = gaps[len(gaps) // 2]
         if not PROBE_PERIOD[0] <= period <= PROBE_PERIOD[1]:
             return None
+        beats = [round((m - moments[0]) / period) for m in moments]
+        if any(b - a not in (1, 2, 3) for a, b in zip(beats, beats[1:])):
+            return None
+        # the clock by least squares over the beats (a period taken from one gap drifts)
+        n = len(moments)
+        mean_beat, mean_at = sum(beats) / n, sum(moments) / n
+        spread = sum((b - mean_beat) ** 2 for b in beats)
+        period = sum((b - mean_beat) * (m - mean_at) for b, m in zip(beats, moments)) / spread
         jitter = max(PROBE_JITTER_S, PROBE_JITTER * period)
-        ones = 0
-        for gap in gaps:
-            beats = round(gap / period)
-            if not 1 <= beats <= 3 or abs(gap - beats * period) > jitter * beats:
+        offsets = sorted(m - mean_at - (b - mean_beat) * period for b, m in zip(beats, moments))
+        zero = offsets[len(offsets) // 4]  # on time: most beats are; the late ones are the rest
+        late = 0
+        for offset in offsets:
+            offset -= zero
+            if offset < -jitter or offset > period / 4:
                 return None
-            ones += beats == 1
-        return period if ones >= len(gaps) - ones + 1 else None
+            late += offset > jitter
+        return period if late <= PROBE_LATE * n else None
 
     def probe_period(self) -> Optional[float]:
         if self._probe is None:

@@ -18,7 +18,7 @@ sock_diag in the pod's own network namespace (no privilege needed) and /proc/net
 - **New connections still open** (a new keep-alive client): `Tcp: PassiveOpens` counts every
   accepted connection of the namespace. One that neither a dump nor a destroy event
   accounts for is *pending*: the detector does not end while one is, and a dump (at most
-  CPU_SHARE of a core's worth) finds it. Quiet is confirmed by one last dump.
+  DUMP_SHARE of a core's worth) finds it. Quiet is confirmed by one last dump.
 
 Which ports: the --listen TCP sockets when there are any, else the TCP sockets in LISTEN
 state held open by the child's process tree (its /proc/PID/fd socket inodes matched against
@@ -42,7 +42,7 @@ import struct
 import time
 from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
 
-from graceinit.drain import CPU_SHARE, Arrival, TrafficSample, Unavailable
+from graceinit.drain import Arrival, TrafficSample, Unavailable
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
@@ -82,6 +82,7 @@ RECEIVE_BUFFER = 1 << 20
 EVENT_BUFFER = 4 << 20
 LOOKUPS_PER_SEND = 256
 FULL_EVERY = 0.2  # seconds: the most often a dump confirms quiet
+DUMP_SHARE = 0.005  # of a core, at most, for dumps that look for new connections
 FAMILIES = (socket.AF_INET, socket.AF_INET6)
 
 
@@ -468,12 +469,12 @@ class TrafficWatch:
         self._look(arrivals)
         unknown = tcp_counters()["PassiveOpens"] - self._opens_at_dump - self._closed_new
         complete, dump_s = False, 0.0
-        # Dumps budget themselves (CPU_SHARE of a core), so that an expensive one, on a node
+        # Dumps budget themselves (DUMP_SHARE of a core), so that an expensive one, on a node
         # with a big socket table, does not stretch the cheap samples' tick; a dump to
         # confirm quiet may come sooner, at most every FULL_EVERY.
         since = at - self._dumped_at
-        if (lost or unknown > 0) and since >= self._dump_cost / CPU_SHARE or full and since >= min(
-                self._dump_cost / CPU_SHARE, FULL_EVERY):
+        if (lost or unknown > 0) and since >= self._dump_cost / DUMP_SHARE or full and since >= min(
+                self._dump_cost / DUMP_SHARE, FULL_EVERY):
             self._dump(arrivals, history=False)
             complete, unknown, dump_s = not lost, 0, self._dump_cost
         cost = time.thread_time() - cpu

@@ -322,6 +322,26 @@ def test_probes_under_real_traffic_do_not_keep_the_wait_going(period, peer):
     assert set(drain.probes()) == {peer}
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_a_probe_delayed_now_and_then_by_a_loaded_node_is_still_a_probe(seed):
+    rng = random.Random(seed)
+    beats = [(-59.5 + i + (rng.uniform(0.1, 0.25) if rng.random() < 0.1 else rng.uniform(0, 0.03)), "10.6.0.4", "new")
+             for i in range(80)]
+    trace = sorted(steady("10.6.0.2", 200, -2.0, 2.0) + beats)
+    ended, reason, drain = replay_drain(trace, max_s=20.0)
+    assert set(drain.probes()) == {"10.6.0.4"}
+    assert reason == "quiet" and ended < 3.0
+
+
+def test_a_probe_with_real_requests_between_its_beats_is_waited_for():
+    # The same peer (a sidecar's 127.0.0.6) sends probes and, now and then, real requests.
+    trace = sorted(steady("10.6.0.2", 200, -2.0, 2.0) + probe("127.0.0.6", 1.0)
+                   + [(at, "127.0.0.6", "new") for at in (-41.6, -20.3, 1.6, 5.55, 9.62)])
+    ended, reason, drain = replay_drain(trace, max_s=20.0)
+    assert drain.probes() == {}
+    assert ended > 9.62
+
+
 def test_a_probe_whose_connections_the_client_closes_is_learnt_after_the_signal():
     # No TIME_WAIT history: the rhythm shows after PROBE_BEATS probes.
     trace = sorted(steady("10.6.0.2", 200, -2.0, 2.0, POOL) + probe("10.6.0.3", 1.0, conn="cf"))
@@ -405,7 +425,7 @@ def test_the_tick_stretches_when_samples_are_expensive():
     drain.observe(TrafficSample(at=0.0, cost_s=0.0002))
     assert drain.next_sample_at() == pytest.approx(TICK)
     drain.observe(TrafficSample(at=0.05, cost_s=0.012))
-    assert drain.next_sample_at() - 0.05 >= 0.012 / 0.02  # at most 2 % of a core
+    assert drain.next_sample_at() - 0.05 >= 0.012 / 0.01  # at most 1 % of a core
     assert drain.next_sample_at() <= 10.0
 
 
