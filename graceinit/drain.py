@@ -65,12 +65,13 @@ LOOKBACK_S = 10.0
 KEEP_MOMENTS = 4096
 # Probes: this many arrivals at least, on a clock: each within max(PROBE_JITTER_S,
 # PROBE_JITTER of the period) of its beat, or late by up to a quarter period (at most
-# PROBE_LATE of them), at most two beats missed in a row (see _Source.period).
+# PROBE_LATE of them), at most PROBE_MISSED beats missed in a row (see _Source.period).
 PROBE_BEATS = 5
 PROBE_JITTER = 0.05
 PROBE_JITTER_S = 0.1
 PROBE_PERIOD = (0.5, 30.0)
 PROBE_LATE = 0.2
+PROBE_MISSED = 4  # beats in a row; and half of all beats at most
 # Quiet must hold at two samples this far apart at least (see Drain.observe).
 CONFIRM_S = 0.1
 # Sampling: every TICK seconds, stretched so that sampling costs at most CPU_SHARE of a core
@@ -191,7 +192,7 @@ class _Source:
         """The period of a strict clock the moments keep, if they keep one (probes): one
         moment per beat at most, each within PROBE_JITTER of its beat or late by up to a
         quarter period (a probe can be delayed by a loaded node, never be early), at most
-        PROBE_LATE of them late, at most two beats missed in a row."""
+        PROBE_LATE of them late, at most PROBE_MISSED beats missed in a row."""
         moments = self.moments
         if len(moments) < 3 or self.close_gap:
             return None
@@ -200,7 +201,11 @@ class _Source:
         if not PROBE_PERIOD[0] <= period <= PROBE_PERIOD[1]:
             return None
         beats = [round((m - moments[0]) / period) for m in moments]
-        if any(b - a not in (1, 2, 3) for a, b in zip(beats, beats[1:])):
+        # Missed beats: a probe connection that the client closed first leaves no TIME_WAIT
+        # in the history (kubelet and server race to close).
+        steps = [b - a for a, b in zip(beats, beats[1:])]
+        if (any(not 1 <= step <= PROBE_MISSED + 1 for step in steps) or 2 * len(beats) < beats[-1] + 1
+                or steps.count(1) < PROBE_BEATS - 1):
             return None
         # the clock by least squares over the beats (a period taken from one gap drifts)
         n = len(moments)
@@ -216,7 +221,7 @@ class _Source:
             if offset < -jitter or offset > period / 4:
                 return None
             late += offset > jitter
-        return period if late <= PROBE_LATE * n else None
+        return period if late <= PROBE_LATE * (n - PROBE_BEATS) else None  # (few beats: none late)
 
     def probe_period(self) -> Optional[float]:
         if self._probe is None:
