@@ -494,10 +494,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--out", default=str(Path(__file__).with_name("RESULTS-drain.md")))
     args = parser.parse_args(argv)
     if os.environ.get("GIDRAIN_NETNS") != "1":
-        # everything below happens in a network namespace of our own
+        # everything below happens in a network namespace of our own (exec: signals reach it)
         os.environ["GIDRAIN_NETNS"] = "1"
-        return subprocess.call(["unshare", "--net", "--", PYTHON, "-m", "benchmarks.bench_drain",
-                                *(argv if argv is not None else sys.argv[1:])], cwd=ROOT)
+        os.chdir(ROOT)
+        os.execvp("unshare", ["unshare", "--net", "--", PYTHON, "-m", "benchmarks.bench_drain",
+                              *(argv if argv is not None else sys.argv[1:])])
+    # SIGTERM, and SIGINT even where a shell started us in the background with it ignored:
+    # unwind, so that every `finally` stops what it started and removes its rules
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda number, frame: sys.exit(128 + number))
     for tool in ("nginx", "iptables-restore", "unshare", "nsenter", "ip"):
         if shutil.which(tool) is None:
             print(f"bench_drain: {tool} is not installed", file=sys.stderr)

@@ -19,14 +19,15 @@ if TYPE_CHECKING:
 else:
     Protocol = object  # at run time the protocols are plain documentation
 
-from graceinit import procs, readyfile, reaper, spawn, terminal
+from graceinit import procs, reaper, spawn, terminal
 from graceinit.events import Event, Exited, Gone, Notified, Signal, Stopped
 from graceinit.output import ChildOutput
 from graceinit.signals import SignalInbox
-from graceinit.spawn import Environ, Proc
+from graceinit.proc import Environ, Proc
 from graceinit.terminal import Session
 
 if TYPE_CHECKING:  # socket's import is paid only by those who use --listen or --notify
+    from graceinit.readyport import ReadyPort
     from graceinit.sockets import Listeners, NotifySocket
     from graceinit.traffic import TrafficWatch
 
@@ -41,7 +42,8 @@ sigmask = signal.pthread_sigmask
 
 
 class System(Protocol):
-    """Everything the supervisor asks of the operating system."""
+    """Everything the core (the loop, the life cycle and its steps) asks of the operating
+    system: the core reaches the OS only through this."""
 
     def now(self) -> float: ...
 
@@ -67,6 +69,9 @@ class System(Protocol):
 
     def leftovers(self) -> List[int]: ...
 
+    def hook_files(self, directory: Optional[str]) -> List[str]:
+        """A hook directory's executable files, by name (None: no directory)."""
+
     def watch(self, pid: int) -> bool: ...
 
     def alive(self, pid: int) -> bool: ...
@@ -88,6 +93,7 @@ class LinuxSystem:
         listeners: Optional[Listeners] = None,
         notify: Optional[NotifySocket] = None,
         ready_file: Optional[str] = None,
+        ready_port: Optional[ReadyPort] = None,
     ) -> None:
         self._inbox = inbox
         self._session = session
@@ -102,6 +108,9 @@ class LinuxSystem:
         self._poller.register(inbox.fileno, select.POLLIN)
         if notify is not None:
             self._poller.register(notify.fileno(), select.POLLIN)
+        self._ready_port = ready_port
+        if ready_port is not None:
+            ready_port.attach(self._poller)
         self._pidfds: Dict[int, int] = {}  # fd -> pid
         self._devnull: Optional[int] = None
         self._pidfd_supported = True
@@ -111,6 +120,12 @@ class LinuxSystem:
 
     def wait(self, timeout: Optional[float], ours: Optional[Container[int]] = None) -> List[Event]:
         # poll(2) takes milliseconds: round up, or a deadline 0.4 ms away spins.
+        ready_port = self._ready_port
+        if ready_port is not None:  # a probe connection that never sends its request times out
+            expires = ready_port.next_deadline()
+            if expires is not None:
+                until = max(0.0, expires - time.monotonic())
+                timeout = until if timeout is None else min(timeout, until)
         millis = None if timeout is None else math.ceil(min(timeout, _LONGEST_WAIT) * 1000)
         events: List[Event] = []
         reap = False
@@ -140,8 +155,12 @@ class LinuxSystem:
                         events.append(Signal(signum))
             elif self._notify is not None and fd == self._notify.fileno():
                 events.extend(Notified(pid, fields) for pid, fields in self._notify.receive())
+            elif ready_port is not None and ready_port.owns(fd):
+                ready_port.handle(fd, time.monotonic())  # answered here: no fact, no step resumed
             else:
                 events.append(Gone(self._unwatch(fd)))
+        if ready_port is not None and ready_port.next_deadline() is not None:
+            ready_port.expire(time.monotonic())
         if reap:
             for pid, status in reaper.reap(self._report_stops):
                 if ours is None or pid in ours:
@@ -196,11 +215,25 @@ class LinuxSystem:
         return True
 
     def set_ready(self, ready: bool) -> None:
+        if self._ready_port is not None:  # first: the file's I/O error must not hold it back
+            self._ready_port.ready = ready
         if self._ready_file is not None:
+            from graceinit import readyfile  # only with --ready-file
+
             (readyfile.create if ready else readyfile.remove)(self._ready_file)
 
     def leftovers(self) -> List[int]:
         return procs.leftovers()
+
+    def hook_files(self, directory: Optional[str]) -> List[str]:
+        if directory is None:
+            return []
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            return []  # checked at start-up; if it vanished since, there is nothing to run
+        paths = (os.path.join(directory, name) for name in names)
+        return [path for path in paths if os.path.isfile(path) and os.access(path, os.X_OK)]
 
     def watch(self, pid: int) -> bool:
         if not self._pidfd_supported:

@@ -42,6 +42,7 @@ import struct
 import time
 from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
 
+from graceinit import procs
 from graceinit.drain import Arrival, TrafficSample, Unavailable
 
 NETLINK_SOCK_DIAG = 4
@@ -615,7 +616,7 @@ def watch(root_pid: int, ignore: Sequence[str], listen_ports: Sequence[Tuple[int
             listeners = set(listen_ports)
         else:
             origin = f"listening sockets of pid {root_pid} and its descendants"
-            listeners = _listeners(diag, _socket_inodes(_process_tree(root_pid)))
+            listeners = _listeners(diag, _socket_inodes(procs.tree(root_pid)))
         if not listeners:
             raise Unavailable(f"no TCP listening socket found ({origin})")
         # Subscribe first: a connection that closes between the dump and the subscription
@@ -636,26 +637,6 @@ def _close(diag: _Diag, stream: Optional[DestroyStream]) -> None:
     diag.close()
     if stream is not None:
         stream.close()
-
-
-def _process_tree(root_pid: int) -> List[int]:
-    """root_pid and its descendants, from /proc/PID/task/TID/children (no psutil import:
-    its cost would land in the drain window)."""
-    tree, index = [root_pid], 0
-    while index < len(tree) and len(tree) < 100_000:
-        pid = tree[index]
-        index += 1
-        try:
-            tasks = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for task in tasks:
-            try:
-                with open(f"/proc/{pid}/task/{task}/children", "rb") as children:
-                    tree.extend(int(child) for child in children.read().split())
-            except OSError:
-                pass
-    return tree
 
 
 def _socket_inodes(pids: Sequence[int]) -> Set[int]:

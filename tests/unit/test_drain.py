@@ -455,8 +455,7 @@ class RecordedWatch:
 
 from graceinit.drain import Unavailable  # noqa: E402
 from graceinit.events import Exited, Signal  # noqa: E402
-from helpers.fakes import Behaviour, FakeSystem, RecordingReporter, exited  # noqa: E402
-from test_supervisor import TERM, cfg, run  # noqa: E402
+from helpers.fakes import TERM, Behaviour, FakeSystem, cfg, exited, run  # noqa: E402
 
 
 class DrainingSystem(FakeSystem):
@@ -600,11 +599,8 @@ def test_at_the_max_one_warning_and_the_report_name_what_kept_it_going():
     trace = sorted(steady("10.6.0.2", 200, -2.0, 2.0) + steady("10.17.0.1", 1.0, -60.0, 40.0, ("ka",))
                    + probe("10.6.0.9", 2.0) + steady("10.244.0.3", 5, -1.0, 30.0))
     system = DrainingSystem(trace, stop_at=1.0)
-    report = RecordingReporter()
-    from graceinit.supervisor import Supervisor
-
-    Supervisor(cfg(**AUTO, drain_ignore=("10.244.0.0/16",), verbose=1), system, {b"PATH": b"/bin"},
-               report).run()
+    run(cfg(**AUTO, drain_ignore=("10.244.0.0/16",), verbose=1), system)
+    report = system.report
     warnings = [msg for _, event, msg, _ in report.events if event == "drain_holdouts"]
     assert len(warnings) == 1
     assert "10.17.0.1 (20 requests, periodic every 1.0 s: a probe? --drain-ignore 10.17.0.1)" in warnings[0]
