@@ -148,9 +148,9 @@ def _sockets(config: Config) -> Tuple[Optional[Any], Optional[Any]]:
 
 def _check_drain_ignore(config: Config) -> None:
     """Warn when --drain-ignore holds this pod's own address (only when it is given: the
-    check imports the sampler and reads /proc/net)."""
+    check reads /proc/net)."""
     try:
-        from graceinit.traffic import ignored_own_addresses
+        from graceinit.podnet import ignored_own_addresses
 
         found = ignored_own_addresses(config.drain_ignore)
     except Exception:  # a check, not a reason to stop

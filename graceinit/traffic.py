@@ -674,51 +674,6 @@ def packed(family: int, host: str) -> bytes:
     return socket.inet_pton(family, host).ljust(16, b"\0")
 
 
-def own_addresses() -> List[str]:
-    """This network namespace's own non-loopback addresses (for --drain-ignore's start-up
-    check), from /proc: no netlink, no import."""
-    found: List[str] = []
-    try:
-        with open("/proc/net/fib_trie", "rb") as trie:
-            lines = trie.read(1 << 20).decode("ascii", "replace").splitlines()
-        for previous, line in zip(lines, lines[1:]):
-            if line.strip() == "/32 host LOCAL" and "|--" in previous:
-                address = previous.split("|--")[1].strip()
-                if not address.startswith("127.") and address not in found:
-                    found.append(address)
-    except OSError:
-        pass
-    try:
-        with open("/proc/net/if_inet6", "rb") as inet6:
-            for line in inet6.read(1 << 20).decode("ascii", "replace").splitlines():
-                fields = line.split()
-                if len(fields) >= 6 and fields[5] != "lo" and len(fields[0]) == 32:
-                    raw = bytes.fromhex(fields[0])
-                    if raw[:2] != b"\xfe\x80":  # link-local: no pod shares it
-                        found.append(socket.inet_ntop(socket.AF_INET6, raw))
-    except (OSError, ValueError):
-        pass
-    return found
-
-
-def ignored_own_addresses(items: Sequence[str]) -> List[Tuple[str, str]]:
-    """(item, address) for each --drain-ignore item that holds one of this network
-    namespace's own addresses: a range that holds the pod holds its neighbours, the
-    ingress and the clients of the cluster (issue 19). Run at start-up, only when
-    --drain-ignore is given."""
-    networks = Networks(items)
-    found = []
-    for address in own_addresses():
-        family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        version, number, _ = _peer(family, packed(family, address))
-        if (version, number) in networks:
-            for item in items:
-                if not item.startswith(":") and (version, number) in Networks([item]):
-                    found.append((item, address))
-                    break
-    return found
-
-
 def _reason(error: BaseException) -> str:
     if isinstance(error, OSError) and error.errno in (errno.EPERM, errno.EACCES):
         return f"{error.strerror} (a seccomp profile or a missing capability?)"
