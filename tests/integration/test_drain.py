@@ -123,6 +123,23 @@ def term_time(run, timeout):
     return float(TERM_LINE.match(line).group(1))
 
 
+def served_then_stopped(run, port, seconds, **client_options):
+    """A client sends before the stop signal and for `seconds` after it, then stops: how
+    long after its last answer the app got the stop signal (none failed, the app exited 0,
+    the wait ended quiet)."""
+    client = Client(run.pid, port, **client_options)
+    client.start()
+    wait_until(lambda: client.answered >= 20, 5, "the first requests")
+    run.send(signal.SIGTERM)
+    time.sleep(seconds)  # the traffic goes on after the stop signal: that is the point
+    client.stop()
+    assert client.failures == [], "requests failed while draining"
+    waited = term_time(run, 20) - client.last_answer
+    assert run.wait(10) == 0
+    assert re.search(r"stop delay over after .*\(quiet\)", run.stderr_text()), run.stderr_text()[-2000:]
+    return waited
+
+
 def drain_started(run):
     wait_until(lambda: "watching requests" in run.stderr_text(), 10, lambda: "the drain to start: " + run.stderr_text())
 
@@ -130,17 +147,8 @@ def drain_started(run):
 @pytest.mark.timeout(40)
 def test_traffic_stops_and_the_stop_signal_follows_soon(procs, graceinit_bin, tmp_path, pid1):
     run, port = start_app(procs, graceinit_bin, tmp_path, "--stop-delay-max", "15", pid1=pid1)
-    client = Client(run.pid, port)
-    client.start()
-    wait_until(lambda: client.answered >= 20, 5, "the first requests")
-    run.send(signal.SIGTERM)
-    time.sleep(1.0)  # the traffic goes on after the stop signal: that is the point
-    client.stop()
-    assert client.failures == [], "requests failed while draining"
-    waited = term_time(run, 15) - client.last_answer
+    waited = served_then_stopped(run, port, 1.0)
     assert 0.3 <= waited <= 2.0, f"stop signal forwarded {waited:.2f}s after the last request"
-    assert run.wait(10) == 0
-    assert re.search(r"stop delay over after .*\(quiet\)", run.stderr_text()), run.stderr_text()
 
 
 @pytest.mark.timeout(40)
@@ -148,17 +156,8 @@ def test_clients_that_close_first_are_counted_and_waited_for(procs, graceinit_bi
     # Before issue 15 these left no trace (no TIME_WAIT on the server): at 100 requests/s
     # for 2 s after the stop signal the wait ran to the max.
     run, port = start_app(procs, graceinit_bin, tmp_path, "--stop-delay-max", "15")
-    client = Client(run.pid, port, interval=0.01, kind="close-first")
-    client.start()
-    wait_until(lambda: client.answered >= 20, 5, "the first requests")
-    run.send(signal.SIGTERM)
-    time.sleep(2.0)
-    client.stop()
-    assert client.failures == [], "requests failed while draining"
-    waited = term_time(run, 15) - client.last_answer
+    waited = served_then_stopped(run, port, 2.0, kind="close-first")
     assert 0.3 <= waited <= 2.5, f"stop signal forwarded {waited:.2f}s after the last request"
-    assert run.wait(10) == 0
-    assert "(quiet)" in run.stderr_text(), run.stderr_text()
 
 
 @pytest.mark.timeout(60)
@@ -244,17 +243,8 @@ def test_four_thousand_listening_ports_do_not_fail_open(procs, graceinit_bin, tm
     # 3,277 ports and more overflowed the netlink port filter (struct.error), and the
     # fallback forwarded after 0.09 s.
     run, port = start_app(procs, graceinit_bin, tmp_path, "--stop-delay-max", "15", extra_listeners=4000)
-    client = Client(run.pid, port)
-    client.start()
-    wait_until(lambda: client.answered >= 20, 5, "the first requests")
-    run.send(signal.SIGTERM)
-    time.sleep(1.0)
-    client.stop()
-    assert client.failures == [], "requests failed while draining"
-    waited = term_time(run, 20) - client.last_answer
+    waited = served_then_stopped(run, port, 3.0)  # finding 4,001 listeners among the fds takes a moment
     assert 0.3 <= waited <= 3.0, f"stop signal forwarded {waited:.2f}s after the last request"
-    assert run.wait(10) == 0
-    assert "(quiet)" in run.stderr_text(), run.stderr_text()[-2000:]
 
 
 @pytest.mark.timeout(30)
