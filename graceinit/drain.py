@@ -105,6 +105,16 @@ class TrafficSample(NamedTuple):
     dump_s: float = 0.0  # the part of cost_s spent on a dump, which the sampler budgets itself
 
 
+def kept_alive_arrivals(peer: str, since: float, last: float, requests: int, ignored: bool = False) -> List[Arrival]:
+    """The arrivals of `requests` requests on one kept-alive connection between two looks
+    (since the previous look, the latest at `last`): the kernel gives their number, not
+    their times, so they are spread evenly up to `last`, no closer than MERGE_S (no more
+    evidence than a stream at that spacing could give: a burst of 20 pipelined requests
+    within one 20 ms look still counts as two moments at most)."""
+    count = max(1, min(requests, int((last - since) / MERGE_S)))
+    return [Arrival(peer, last - (last - since) * index / count, False, ignored) for index in range(count)]
+
+
 class Holdout(NamedTuple):
     """A source that kept the wait going, for the warning and the report."""
 

@@ -43,7 +43,7 @@ import time
 from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from graceinit import procs
-from graceinit.drain import Arrival, TrafficSample, Unavailable
+from graceinit.drain import Arrival, TrafficSample, Unavailable, kept_alive_arrivals
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
@@ -75,9 +75,11 @@ _PORT = struct.Struct("!H")
 # inet_diag_msg offsets: state 1, sport 4, dport 6, src 8, dst 24, cookie 44, expires 52; the
 # socket id (what an exact lookup sends back) is 4:52; attributes follow at _MSG.size.
 _ID = slice(4, 52)
-# struct tcp_info (linux/tcp.h): last_data_recv at 52, data_segs_in at 152 (Linux >= 4.6).
+# struct tcp_info (linux/tcp.h): last_data_recv at 52, data_segs_in at 152 and data_segs_out
+# at 156 (Linux >= 4.6).
 _LAST_DATA_RECV_AT = 52
 _DATA_SEGS_IN_AT = 152
+_DATA_SEGS_OUT_AT = 156
 _V4_MAPPED = b"\0" * 10 + b"\xff\xff"
 RECEIVE_BUFFER = 1 << 20
 EVENT_BUFFER = 4 << 20
@@ -267,14 +269,15 @@ def _attribute(chunk: bytes, start: int, end: int, wanted: int) -> Optional[Tupl
     return None
 
 
-def _data(chunk: bytes, start: int, end: int) -> Optional[Tuple[int, float]]:
-    """(data_segs_in, seconds since data last came) from a message's tcp_info; None when
-    it has none (a TIME_WAIT socket, a kernel before 4.6)."""
+def _data(chunk: bytes, start: int, end: int) -> Optional[Tuple[int, float, int]]:
+    """(data_segs_in, seconds since data last came, data_segs_out) from a message's
+    tcp_info; None when it has none (a TIME_WAIT socket, a kernel before 4.6)."""
     info = _attribute(chunk, start + _MSG.size, end, INET_DIAG_INFO)
-    if info is None or info[1] - info[0] < _DATA_SEGS_IN_AT + 4:
+    if info is None or info[1] - info[0] < _DATA_SEGS_OUT_AT + 4:
         return None
     segs = _U32.unpack_from(chunk, info[0] + _DATA_SEGS_IN_AT)[0]
-    return segs, _U32.unpack_from(chunk, info[0] + _LAST_DATA_RECV_AT)[0] / 1000.0
+    return (segs, _U32.unpack_from(chunk, info[0] + _LAST_DATA_RECV_AT)[0] / 1000.0,
+            _U32.unpack_from(chunk, info[0] + _DATA_SEGS_OUT_AT)[0])
 
 
 class Closed(NamedTuple):
@@ -400,10 +403,12 @@ class DestroyStream:
 class _Open:
     """An open connection to the app, followed by exact lookups."""
 
-    __slots__ = ("family", "sock_id", "peer", "ignored", "segs")
+    __slots__ = ("family", "sock_id", "peer", "ignored", "segs", "segs_out", "looked_at")
 
-    def __init__(self, family: int, sock_id: bytes, peer: str, ignored: bool, segs: int) -> None:
-        self.family, self.sock_id, self.peer, self.ignored, self.segs = family, sock_id, peer, ignored, segs
+    def __init__(self, family: int, sock_id: bytes, peer: str, ignored: bool, segs: int, segs_out: int,
+                 looked_at: float) -> None:
+        self.family, self.sock_id, self.peer, self.ignored = family, sock_id, peer, ignored
+        self.segs, self.segs_out, self.looked_at = segs, segs_out, looked_at
 
 
 class TrafficWatch:
@@ -514,10 +519,14 @@ class TrafficWatch:
                 if len(self._gone) < 65536:
                     self._gone[cookie] = conn.segs
                 continue
-            segs, idle = data
+            segs, idle, segs_out = data
             if segs > conn.segs:
-                arrivals.append(Arrival(conn.peer, at - idle, False, conn.ignored))
-                conn.segs = segs
+                # Requests, not segments: an upload is many segments in and one answer out, a
+                # big answer one request in and many out; each request has both.
+                requests = max(1, min(segs - conn.segs, segs_out - conn.segs_out))
+                arrivals += kept_alive_arrivals(conn.peer, conn.looked_at, at - idle, requests, conn.ignored)
+                conn.segs, conn.segs_out = segs, segs_out
+            conn.looked_at = at
 
     def _dump(self, arrivals: List[Arrival], history: bool) -> None:
         """One dump of the namespace: every open connection (and, at the stop signal, the
@@ -553,9 +562,9 @@ class TrafficWatch:
                 data = _data(chunk, start, end)
                 if data is None:
                     continue
-                segs, idle = data
+                segs, idle, segs_out = data
                 peer, ignored = self._peer_of(family, chunk[start + 24:start + 40], sport)
-                self._open[cookie] = _Open(family, bytes(chunk[start + 4:start + 52]), peer, ignored, segs)
+                self._open[cookie] = _Open(family, bytes(chunk[start + 4:start + 52]), peer, ignored, segs, segs_out, at)
                 if segs > self._gone.pop(cookie, 0):
                     arrivals.append(Arrival(peer, at - idle, segs <= 1, ignored))
         self._listening = listening | set(self._ports)

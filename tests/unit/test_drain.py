@@ -24,7 +24,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import pytest
 
-from graceinit.drain import QUIET_FLOOR, TICK, Arrival, Drain, TrafficSample
+from graceinit.drain import QUIET_FLOOR, TICK, Arrival, Drain, TrafficSample, kept_alive_arrivals
 
 Request = Tuple[float, str, str]  # (time, peer, connection: "new", "cf" or a name)
 
@@ -59,7 +59,7 @@ def samples(trace: Sequence[Request], prev: Optional[float], at: float,
     lo = 0 if prev is None else bisect_right(times, prev)
     hi = bisect_right(times, at)
     arrivals: List[Arrival] = []
-    latest: Dict[Tuple[str, str], Tuple[float, bool]] = {}  # kept-alive connection -> (last, first request?)
+    latest: Dict[Tuple[str, str], Tuple[float, int, bool]] = {}  # kept-alive: (last, requests, new?)
     for index in range(lo, hi):
         when, peer, conn = trace[index]
         if conn in ("new", "cf"):
@@ -67,9 +67,13 @@ def samples(trace: Sequence[Request], prev: Optional[float], at: float,
                 arrivals.append(Arrival(peer, when, True, ignored(peer)))
         else:
             previous = latest.get((peer, conn))
-            latest[(peer, conn)] = (when, previous[1] if previous else firsts[(peer, conn)] == index)
-    for (peer, conn), (when, first) in latest.items():
-        arrivals.append(Arrival(peer, when, first, ignored(peer)))
+            latest[(peer, conn)] = (when, previous[1] + 1 if previous else 1,
+                                    previous[2] if previous else firsts[(peer, conn)] == index)
+    for (peer, conn), (when, requests, new) in latest.items():
+        if prev is None or new:  # found by a dump: one arrival, the connection's latest
+            arrivals.append(Arrival(peer, when, new and requests == 1, ignored(peer)))
+        else:  # looked up: its requests since the last look, spread up to the latest
+            arrivals += kept_alive_arrivals(peer, prev, when, requests, ignored(peer))
     return TrafficSample(at=at, cost_s=SAMPLE_COST, arrivals=arrivals,
                          history_from=at - HISTORY if prev is None else None)
 
