@@ -43,7 +43,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -51,7 +50,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 GRACEINIT = os.environ.get("BENCH_GRACEINIT") or str(Path(PYTHON).with_name("graceinit"))
-A, NODE, PROBE_FROM = "10.0.1.1", "10.0.1.254", "10.0.1.253"
+A, NODE, PROBE_FROM, HARNESS = "10.0.1.1", "10.0.1.254", "10.0.1.253", "10.0.1.252"
 B = "127.0.1.2"
 PORT, B_PORT = 8000, 8001
 VIP, VIP_PORT = "10.96.0.10", 80
@@ -196,14 +195,25 @@ class Nginx:
                 self.proc.wait(5)
 
 
-def wait_for_http(url: str, timeout: float) -> None:
+def wait_for_http(url: str, timeout: float, source: str = "") -> None:
+    """Until `url` answers 200; from `source` when given (A is polled from an address of the
+    harness's own: from the ingress's, its requests would be part of the ingress's rhythm)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    where = urlsplit(url)
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=1) as answer:
-                if answer.status == 200:
+            connection = http.client.HTTPConnection(where.hostname or "", where.port or 80, timeout=1,
+                                                    source_address=(source, 0) if source else None)
+            try:
+                connection.request("GET", where.path or "/")
+                if connection.getresponse().status == 200:
                     return
-        except OSError:
+            finally:
+                connection.close()
+        except (OSError, http.client.HTTPException):
             pass
         if time.monotonic() > deadline:
             raise RuntimeError(f"{url} did not answer within {timeout:g}s")
@@ -232,6 +242,7 @@ def wire_pod(pid: int) -> None:
     sh("ip", "link", "add", "name", "vnode", "type", "veth", "peer", "name", "vpod", "netns", str(pid))
     sh("ip", "addr", "add", f"{NODE}/24", "dev", "vnode")
     sh("ip", "addr", "add", f"{PROBE_FROM}/24", "dev", "vnode")
+    sh("ip", "addr", "add", f"{HARNESS}/24", "dev", "vnode")
     sh("ip", "link", "set", "vnode", "up")
     inside = ["nsenter", "-t", str(pid), "-n"]
     sh(*inside, "ip", "link", "set", "lo", "up")
@@ -308,7 +319,7 @@ def trial(scenario: Scenario, lag: float, nginx: Nginx, work: Path, auto_max: fl
     try:
         pid = init_pid(wrapper)
         wire_pod(pid)
-        wait_for_http(f"http://{A}:{PORT}/", 30)
+        wait_for_http(f"http://{A}:{PORT}/", 30, HARNESS)
         if scenario.probe:
             out = work / "probe.txt"
             clients.append((client(f"http://{A}:{PORT}/", "probe", out, "--period", f"{scenario.probe:g}",
