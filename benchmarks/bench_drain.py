@@ -6,9 +6,10 @@ Everything runs in a network namespace of the benchmark's own (it re-executes it
 `unshare --net`), so nothing leaves the machine:
 
 - backend A (deleted each trial) runs under the init as PID 1 of its own PID namespace, in a
-  **network namespace of its own** (a pod's: a veth pair, A at 10.0.1.1, the "node" at
-  10.0.1.254 and 10.0.1.253); backend B (stays) on 127.0.1.2:8001. Both gunicorn (gthread,
-  keep-alive 5 s);
+  **network namespace of its own** (a pod's: a veth pair, A at 10.0.1.1; on the node's side
+  10.0.1.254 for nginx and the attacks, 10.0.1.253 for the probe, 10.0.1.252 for the
+  harness's own readiness polls); backend B (stays) on 127.0.1.2:8001. Both gunicorn
+  (gthread, keep-alive 5 s);
 - a Service VIP 10.96.0.10:80 made with iptables DNAT and `statistic` rules like
   kube-proxy's, in chains of our own (GIDRAIN-*), removed at exit even on error;
 - nginx on 127.0.0.10:8080 as an ingress with upstream keepalive, reloaded without A;
