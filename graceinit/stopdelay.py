@@ -148,9 +148,9 @@ class StopDelay:
             if holdouts:
                 self._say(WARNING, "drain_holdouts", f"stop delay auto: waited the max: still sending:"
                           f" {'; '.join(holdouts)}", holdouts=holdouts)
-            else:
-                self._say(WARNING, "drain_holdouts", "stop delay auto: waited the max: no request since the stop"
-                          " signal, so nothing showed the traffic had moved elsewhere", holdouts=[])
+            else:  # an idle service: nothing to fix, so no warning
+                self._say(INFO, "drain_idle", "stop delay auto: waited the max: no request since the stop"
+                          " signal, so nothing showed the traffic had moved elsewhere")
         late = detector.ignored_after()
         if late:
             peers = ", ".join(f"{peer} (+{seconds:.1f} s)" for peer, seconds in late[:5])

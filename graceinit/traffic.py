@@ -537,6 +537,7 @@ class TrafficWatch:
         opens = tcp_counters()["PassiveOpens"]
         at = time.monotonic()
         seen: Set[int] = set()
+        listed: Set[int] = set()  # a socket turning TIME_WAIT mid-dump is listed twice, one cookie
         listening: Set[int] = set()
         for family in FAMILIES:
             for chunk, start, end in self._diag.dump(family, HISTORY_STATES if history else OPEN_STATES | (1 << TCP_LISTEN), info=True):
@@ -548,6 +549,9 @@ class TrafficWatch:
                     listening.add(sport)
                     continue
                 cookie = int.from_bytes(chunk[start + 44:start + 52], "little")
+                if cookie in listed:
+                    continue
+                listed.add(cookie)
                 src = chunk[start + 8:start + 24]
                 mine = self._mine(family, sport, src)
                 if state == TCP_TIME_WAIT:

@@ -52,6 +52,7 @@ class Client(threading.Thread):
         enter_netns_of(self.netns_pid)
         deadline = time.monotonic() + self.limit
         connection = self.connect() if self.kind == "keepalive" else None
+        next_at = time.monotonic()
         while not self.halt.is_set() and time.monotonic() < deadline:
             try:
                 one = connection or self.connect()
@@ -65,7 +66,8 @@ class Client(threading.Thread):
             except (OSError, http.client.HTTPException) as error:
                 self.failures.append(repr(error))
                 return
-            self.halt.wait(self.interval)
+            next_at += self.interval  # on a clock, like the kubelet's ticker
+            self.halt.wait(max(0.0, next_at - time.monotonic()))
         if connection is not None:
             connection.close()
 
