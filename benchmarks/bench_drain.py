@@ -450,7 +450,7 @@ def plot(name: str, timeline: Dict[str, object], path: Path) -> bool:
         times = [r[1] - t0 for r in records if r[3] == backend and r[2] == "200"]
         axis.hist(times, bins=bins, weights=[1 / width] * len(times), histtype="step", color=colour,
                   label=f"answered by {backend} (req/s)")
-    failed = [r[1] - t0 for r in records if r[2] != "200"]
+    failed = [r[1] - t0 for r in records if r[2] not in ("200", "stale")]  # (stale: retried, not lost)
     if failed:
         axis.hist(failed, bins=bins, weights=[1 / width] * len(failed), color="black", label="failed (req/s)")
     for r in probes:
