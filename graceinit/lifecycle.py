@@ -21,8 +21,9 @@ import _signal as signal  # the C module: `signal` would import enum (every star
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs every container start: annotations only
-    from typing import Any, Callable, List, Optional, Sequence
+    from typing import Any, Callable, Dict, List, Optional, Sequence
 
+    from graceinit.ledger import Ledger
     from graceinit.waits import Steps
 
 from graceinit import hooks
@@ -61,6 +62,7 @@ class Lifecycle:
         self.phase = "starting"
         self.status: Optional[int] = None  # before remapping; the child's, once it has one
         self.record: Optional[StopRecord] = None
+        self.ledger: Optional[Ledger] = None  # from the stop signal on (ledger.py)
         self.post_hooks_started = False
         # What the ready file says now: nothing, since start-up (output.prepare) removed a
         # stale one before anything started.
@@ -117,6 +119,7 @@ class Lifecycle:
             stop = facts.stop
             if stop is not None:
                 self.record = StopRecord(signal_name(stop.signum), stop.at, config.termination_budget)
+                self.ledger = self._open_ledger()
             self.phase = "stop hooks"
             yield from self._run_phase_hooks("stop", config.stop_hooks, "stop_hooks")
             if stop is not None and self._stop_targets():
@@ -127,6 +130,8 @@ class Lifecycle:
                     yield from self._forward_and_grace()
             if generations.running():  # old generations still being stopped in the background
                 yield Wait(lambda: not generations.running())
+            if self.ledger is not None:
+                self.ledger.exited()
             current = generations.current
             self.status = exit_status(current.wait_status if current.wait_status is not None else 0)
 
@@ -315,6 +320,8 @@ class Lifecycle:
         grace = self.config.grace_period
         deadline = self.budget.cap(None if grace is None else started + grace, facts.stop.at)
         signum = self._stop_signal_to_send(facts.stop.signum)
+        if self.ledger is not None:
+            self.ledger.forwarded()
         for proc in self._stop_targets():
             if signum:
                 self._say(INFO, "stop_forwarded", f"sending {signal_name(signum)} to child {proc.pid}",
@@ -330,6 +337,8 @@ class Lifecycle:
                 self._say(WARNING, "sigkill", "grace period over and the child is still running: SIGKILL",
                           reason="grace period over")
             record.ended_by = "sigkill"
+            if self.ledger is not None:
+                self.ledger.sigkill(reason)
 
         # The first stop signal started the sequence; a second one may have cut the delay.
         used = 2 if record.stop_delay_ended == "hurried" else 1
@@ -441,7 +450,40 @@ class Lifecycle:
         from graceinit.log import dropped_total
 
         fields = self.record.fields(code, self.system.now(), dropped_total())
+        fields.update(self._ledger_fields())
         self._say(NOTICE, "termination_report", termination_message(fields), **fields)
+
+    def _open_ledger(self) -> Optional[Ledger]:
+        """The ledger starts at the stop signal: nothing is read before it (ledger.py)."""
+        try:
+            from graceinit.ledger import Ledger
+
+            ledger = Ledger(self.system)
+            ledger.start()
+            return ledger
+        except Exception:
+            internal_error(self.report, "the ledger failed to start: the termination report goes without losses")
+            return None
+
+    def _ledger_fields(self) -> Dict[str, Any]:
+        """The loss fields for the termination report; non-zero ones are one warning first."""
+        if self.ledger is None or self.record is None:
+            return {}
+        try:
+            from graceinit import ledger
+
+            self.ledger.end()
+            fields = self.ledger.fields()
+            record = self.record
+            context = ledger.Context(record.phases.get("stop_delay", 0.0), record.stop_delay_ended,
+                                     self.config.stop_delay_auto, record.forwarded)
+            message = ledger.warning(fields, context, self.ledger.killed_by)
+        except Exception:
+            internal_error(self.report, "the ledger failed: the termination report goes without losses")
+            return {}
+        if message:
+            self._say(WARNING, "losses", message, **{k: v for k, v in fields.items() if k != "losses_by_phase"})
+        return fields
 
     def _say(self, level: int, event: str, msg: str, **fields: Any) -> None:
         self.report.emit(level, event, msg, **fields)

@@ -12,7 +12,7 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs every container start: annotations only
-    from typing import Container, Dict, List, Optional, Sequence
+    from typing import Container, Dict, List, Optional, Sequence, Tuple
 
 if TYPE_CHECKING:
     from typing import Protocol
@@ -77,6 +77,16 @@ class System(Protocol):
 
     def traffic_watch(self, root_pid: int, ignore: Sequence[str]) -> TrafficWatch:
         """What --stop-delay auto samples; raises drain.Unavailable where it cannot."""
+
+    def net_counters(self) -> Dict[str, int]:
+        """The network namespace's TCP counters ("Tcp:OutRsts", ...); OSError if unreadable."""
+
+    def net_listeners(self) -> Tuple[List[Tuple[int, int, bytes]], int]:
+        """The TCP listeners graceinit's process tree holds, and how many others there are."""
+
+    def open_connections(self, listeners: Sequence[Tuple[int, int, bytes]]) -> Tuple[int, int]:
+        """Accepted connections to these listeners with a request in flight, and how many of
+        them with data unread."""
 
 
 class LinuxSystem:
@@ -238,3 +248,23 @@ class LinuxSystem:
         tcp = [sock for sock in self._listeners.sockets if sock.family in traffic.FAMILIES] if self._listeners else []
         listeners = [(sock.family, sock.getsockname()[1], traffic.packed(sock.family, sock.getsockname()[0])) for sock in tcp]
         return traffic.watch(root_pid, ignore, listeners)
+
+    # --- the ledger (ledger.py): read at the stop's boundaries only -----------------------
+
+    def net_counters(self) -> Dict[str, int]:
+        from graceinit import netstat
+
+        return netstat.counters()
+
+    def net_listeners(self) -> Tuple[List[Tuple[int, int, bytes]], int]:
+        from graceinit import traffic
+
+        if not procs.proc_is_ours():  # whose sockets /proc shows cannot be told
+            raise OSError(0, "/proc is not graceinit's PID namespace's")
+        ours, others = traffic.held_listeners(os.getpid())
+        return sorted(ours), others
+
+    def open_connections(self, listeners: Sequence[Tuple[int, int, bytes]]) -> Tuple[int, int]:
+        from graceinit import traffic
+
+        return traffic.in_flight(listeners)

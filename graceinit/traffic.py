@@ -42,7 +42,7 @@ INET_DIAG_BC_S_GE = 2
 INET_DIAG_BC_S_LE = 3
 INET_DIAG_BC_JMP = 1
 
-TCP_ESTABLISHED, TCP_TIME_WAIT, TCP_LISTEN = 1, 6, 10
+TCP_ESTABLISHED, TCP_TIME_WAIT, TCP_CLOSE_WAIT, TCP_LISTEN = 1, 6, 8, 10
 # Connections that carry or carried the peer's requests: established, closing on either
 # side, TIME_WAIT. Not SYN_RECV (the same connection shows up once established, under
 # another cookie: it would count twice) nor LISTEN.
@@ -54,8 +54,9 @@ _REQUEST = struct.Struct("=BBBBI")  # inet_diag_req_v2 up to the socket id
 _MSG = struct.Struct("=BBBB2H16s16sI8sIIIII")  # inet_diag_msg
 _ATTR = struct.Struct("=HH")
 _BC_OP = struct.Struct("=BBH")
-# struct tcp_info (linux/tcp.h): last_data_recv at 52, data_segs_in at 152 (Linux >= 4.6).
+# struct tcp_info (linux/tcp.h): last_data_sent at 44, last_data_recv at 52, data_segs_in at 152 (Linux >= 4.6).
 _U32 = struct.Struct("=I")
+_LAST_DATA_SENT_AT = 44
 _LAST_DATA_RECV_AT = 52
 _DATA_SEGS_IN_AT = 152
 _V4_MAPPED = b"\0" * 10 + b"\xff\xff"
@@ -329,14 +330,15 @@ def _socket_inodes(pids: Sequence[int]) -> Set[int]:
     return inodes
 
 
-def _listeners(diag: _Diag, inodes: Set[int]) -> Set[Tuple[int, int, bytes]]:
-    """(family, port, local address as the kernel gives it) of the listeners among inodes."""
+def _listeners(diag: _Diag, inodes: Optional[Set[int]]) -> Set[Tuple[int, int, bytes]]:
+    """(family, port, local address as the kernel gives it) of the listeners among inodes
+    (None: all of them)."""
     found = set()
     for family in FAMILIES:
         for chunk, start, _ in diag.dump(family, 1 << TCP_LISTEN):
             fields = _MSG.unpack_from(chunk, start)
             sport, src, inode = fields[4], fields[6], fields[14]
-            if inode in inodes:
+            if inodes is None or inode in inodes:
                 found.add((family, socket.ntohs(sport), src))
     return found
 
@@ -352,3 +354,41 @@ def _reason(error: BaseException) -> str:
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
     return str(error) or type(error).__name__
+
+
+# --- for the ledger (ledger.py): once at the stop signal, once at SIGKILL ------------------
+
+
+def held_listeners(root_pid: int) -> Tuple[Set[Tuple[int, int, bytes]], int]:
+    """The TCP listeners root_pid's process tree holds, and how many others the namespace has."""
+    diag = _Diag()
+    try:
+        ours = _listeners(diag, _socket_inodes(_process_tree(root_pid)))
+        return ours, len(_listeners(diag, None) - ours)
+    finally:
+        diag.close()
+
+
+def in_flight(listeners: Sequence[Tuple[int, int, bytes]]) -> Tuple[int, int]:
+    """Connections to these listeners' ports that a process holds (an accepted socket), with a
+    request in flight: data unread, or data received after the last data sent.
+    Returns (how many, how many of them with data unread)."""
+    diag = _Diag()
+    count = unread = 0
+    bytecode = port_filter([port for _, port, _ in listeners])
+    try:
+        for family in sorted({family for family, _, _ in listeners}):
+            for chunk, start, end in diag.dump(family, (1 << TCP_ESTABLISHED) | (1 << TCP_CLOSE_WAIT), bytecode, info=True):
+                fields = _MSG.unpack_from(chunk, start)
+                info = _attribute(chunk, start + _MSG.size, end, INET_DIAG_INFO)
+                if not fields[14] or info is None or info[1] - info[0] < _DATA_SEGS_IN_AT + 4:
+                    continue  # not accepted yet (its reset counts as refused), or a kernel before 4.6
+                segs_in = _U32.unpack_from(chunk, info[0] + _DATA_SEGS_IN_AT)[0]
+                since_sent = _U32.unpack_from(chunk, info[0] + _LAST_DATA_SENT_AT)[0]
+                since_received = _U32.unpack_from(chunk, info[0] + _LAST_DATA_RECV_AT)[0]
+                if fields[11] or (segs_in and since_received < since_sent):
+                    count += 1
+                    unread += fields[11] > 0
+    finally:
+        diag.close()
+    return count, unread
