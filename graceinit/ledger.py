@@ -180,8 +180,12 @@ def summary(fields: Mapping[str, Any]) -> str:
         parts.append(f"unknown ({fields['losses_unknown']})")
     else:
         for kind in KINDS:
-            when = [f"{_PHASE_WORDS[phase]} {counts[kind]}" for phase, counts in phases.items() if counts[kind]]
-            parts.append(f"{kind} {fields[kind]}" + (f" ({', '.join(when)})" if when else ""))
+            when = [(phase, counts[kind]) for phase, counts in phases.items() if counts[kind]]
+            if len(when) == 1:
+                parts.append(f"{kind} {fields[kind]} ({_PHASE_WORDS[when[0][0]]})")
+            else:
+                split = ", ".join(f"{count} {_PHASE_WORDS[phase]}" for phase, count in when)
+                parts.append(f"{kind} {fields[kind]}" + (f" ({split})" if split else ""))
     opened = fields["open_at_sigkill"]
     parts.append(f"open at SIGKILL {'unknown' if opened is None else opened}")
     return "losses: " + ", ".join(parts)
