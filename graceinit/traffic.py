@@ -54,11 +54,13 @@ _REQUEST = struct.Struct("=BBBBI")  # inet_diag_req_v2 up to the socket id
 _MSG = struct.Struct("=BBBB2H16s16sI8sIIIII")  # inet_diag_msg
 _ATTR = struct.Struct("=HH")
 _BC_OP = struct.Struct("=BBH")
-# struct tcp_info (linux/tcp.h): last_data_sent at 44, last_data_recv at 52, data_segs_in at 152 (Linux >= 4.6).
+# struct tcp_info (linux/tcp.h): last_data_sent at 44, last_data_recv at 52, data_segs_in at
+# 152, data_segs_out at 156 (Linux >= 4.6).
 _U32 = struct.Struct("=I")
 _LAST_DATA_SENT_AT = 44
 _LAST_DATA_RECV_AT = 52
 _DATA_SEGS_IN_AT = 152
+_DATA_SEGS_OUT_AT = 156
 _V4_MAPPED = b"\0" * 10 + b"\xff\xff"
 RECEIVE_BUFFER = 1 << 20
 FAMILIES = (socket.AF_INET, socket.AF_INET6)
@@ -371,7 +373,8 @@ def held_listeners(root_pid: int) -> Tuple[Set[Tuple[int, int, bytes]], int]:
 
 def in_flight(listeners: Sequence[Tuple[int, int, bytes]]) -> Tuple[int, int]:
     """Connections to these listeners' ports that a process holds (an accepted socket), with a
-    request in flight: data unread, or data received after the last data sent.
+    request in flight: data unread, data received and nothing ever sent, or data received
+    after the last data sent (milliseconds apart at least).
     Returns (how many, how many of them with data unread)."""
     diag = _Diag()
     count = unread = 0
@@ -381,12 +384,13 @@ def in_flight(listeners: Sequence[Tuple[int, int, bytes]]) -> Tuple[int, int]:
             for chunk, start, end in diag.dump(family, (1 << TCP_ESTABLISHED) | (1 << TCP_CLOSE_WAIT), bytecode, info=True):
                 fields = _MSG.unpack_from(chunk, start)
                 info = _attribute(chunk, start + _MSG.size, end, INET_DIAG_INFO)
-                if not fields[14] or info is None or info[1] - info[0] < _DATA_SEGS_IN_AT + 4:
+                if not fields[14] or info is None or info[1] - info[0] < _DATA_SEGS_OUT_AT + 4:
                     continue  # not accepted yet (its reset counts as refused), or a kernel before 4.6
                 segs_in = _U32.unpack_from(chunk, info[0] + _DATA_SEGS_IN_AT)[0]
+                segs_out = _U32.unpack_from(chunk, info[0] + _DATA_SEGS_OUT_AT)[0]
                 since_sent = _U32.unpack_from(chunk, info[0] + _LAST_DATA_SENT_AT)[0]
                 since_received = _U32.unpack_from(chunk, info[0] + _LAST_DATA_RECV_AT)[0]
-                if fields[11] or (segs_in and since_received < since_sent):
+                if fields[11] or (segs_in and (not segs_out or since_received < since_sent)):
                     count += 1
                     unread += fields[11] > 0
     finally:
