@@ -130,7 +130,7 @@ class Config(_Frozen):
         "stop_delay", "stop_delay_auto", "stop_delay_min", "stop_delay_max", "grace_period",
         "hook_timeout", "leftover_grace", "termination_budget", "ready_file", "stdout", "stderr",
         "link_stdout", "link_stderr", "listen", "notify", "restart_signal", "ready_timeout",
-        "drain_ignore",
+        "drain_ignore", "ledger",
     )
     _defaults = {
         "process_group": True,
@@ -163,6 +163,7 @@ class Config(_Frozen):
         "restart_signal": None,
         "ready_timeout": 10.0,
         "drain_ignore": (),  # normalized CIDR strings
+        "ledger": True,  # the loss fields of the termination report (ledger.py)
     }
     command: Argv
     process_group: bool
@@ -195,6 +196,7 @@ class Config(_Frozen):
     restart_signal: Optional[int]
     ready_timeout: float
     drain_ignore: Tuple[str, ...]
+    ledger: bool
 
 
 # --- numbers -----------------------------------------------------------------------------
@@ -567,6 +569,7 @@ def build_config(command: Sequence[str], values: Mapping[str, Any], named: Mappi
         restart_signal=restart,
         ready_timeout=values["ready_timeout"],
         drain_ignore=tuple(drain_ignore),
+        ledger=values["ledger"],
     )
 
 

@@ -119,7 +119,7 @@ class Lifecycle:
             stop = facts.stop
             if stop is not None:
                 self.record = StopRecord(signal_name(stop.signum), stop.at, config.termination_budget)
-                self.ledger = self._open_ledger()
+                self.ledger = self._open_ledger() if config.ledger else None
             self.phase = "stop hooks"
             yield from self._run_phase_hooks("stop", config.stop_hooks, "stop_hooks")
             if stop is not None and self._stop_targets():

@@ -233,3 +233,10 @@ def test_summary_of_an_unknown_count_at_sigkill():
                                                        for p in ("stop_delay", "grace", "after_exit")},
               "refused": 0, "aborted": 0, "dropped": 0, "open_at_sigkill": None}
     assert summary(fields) == "losses: refused 0, aborted 0, dropped 0, open at SIGKILL unknown"
+
+
+def test_no_ledger_reads_nothing_and_reports_no_losses():
+    system = pod()
+    fields, _ = stop(system, stop_delay=2.0, ledger=False)
+    assert "losses" not in fields
+    assert system.actions("net_counters") == [] and system.actions("net_listeners") == []
