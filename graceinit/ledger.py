@@ -27,21 +27,27 @@ the whole namespace, not of the app's sockets alone:
   listener discarded, mostly at a full accept queue. Clients retransmit (after 1 s, then
   3 s): a drop is a delay, and a loss only when the retry finds no listener (then it counts
   as refused as well).
-- open_at_sigkill: connections to the app's TCP ports (its listeners at the stop signal)
-  that the app held, established, with a request in flight when SIGKILL went out: data
-  waiting unread, or data received after the last data sent. Idle keep-alive connections
-  are not counted: killing them loses nothing.
+- open_at_sigkill: connections a client opened to the app (accepted sockets that a process of
+  graceinit's tree holds, on a listener's port or one outside the ephemeral port range),
+  established, with a request in flight when SIGKILL went out: data waiting unread, data
+  received and nothing ever sent, or data received after the last data sent. Idle
+  keep-alive connections are not counted: killing them loses nothing. The app's own
+  outgoing connections are left out by their ephemeral local port.
 
 Where a number cannot be trusted, the fields say why instead: /proc/net unreadable, or a
 network namespace shared with listeners no process of graceinit's tree holds (hostNetwork,
-or another container of the pod: a sidecar's traffic would be counted as the app's).
+or another container of the pod: a sidecar's traffic would be counted as the app's), found
+at the report, when the app's own listeners are gone.
+
+Cost: the stop signal's snapshot is two small reads of /proc (no import beyond netstat.py);
+the netlink dumps (traffic.py) come only at SIGKILL and at the report, off the forward's path.
 """
 
 from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only
-    from typing import Any, Dict, List, Mapping, Optional, Tuple
+    from typing import Any, Dict, Mapping, Optional, Tuple
 
     from graceinit.system import System
 
@@ -68,25 +74,13 @@ class Ledger:
     def __init__(self, system: System) -> None:
         self._system = system
         self._snapshots: Dict[str, Dict[str, int]] = {}
-        self._listeners: Optional[List[Tuple[int, int, bytes]]] = []  # None: unknown
         self.unknown: Optional[str] = None  # why the counters cannot be trusted
         self.open_at_sigkill: Optional[int] = 0  # None: the count at SIGKILL failed
         self._unread_at_sigkill = 0
         self.killed_by: Optional[str] = None
 
     def start(self) -> None:
-        """At the stop signal: whose listeners, then the first snapshot."""
-        try:
-            ours, others = self._system.net_listeners()
-        except Exception as error:
-            # Without the listeners there is no telling whose counters these are.
-            self.unknown = f"cannot tell whether the network namespace is the app's own ({_reason(error)})"
-            self._listeners = None
-            return
-        self._listeners = list(ours)
-        if others:
-            self.unknown = (f"the network namespace is shared: {others} listening socket(s) held by"
-                            " processes outside graceinit's tree (hostNetwork, or a sidecar)")
+        """At the stop signal: the first snapshot, and nothing more (the forward waits for it)."""
         self.mark(STOP)
 
     def forwarded(self) -> None:
@@ -96,7 +90,20 @@ class Ledger:
         self.mark(EXIT)
 
     def end(self) -> None:
+        """At the report: the last snapshot, then whose namespace this is. Asked here, off the
+        stop's path: the app's listeners are gone, and any left that no process of graceinit's
+        tree holds belong to someone else (the node's, with hostNetwork; a sidecar's)."""
         self.mark(END)
+        if self.unknown is not None:
+            return
+        try:
+            others = self._system.foreign_listeners()
+        except Exception as error:
+            self.unknown = f"cannot tell whether the network namespace is the app's own ({_reason(error)})"
+            return
+        if others:
+            self.unknown = (f"the network namespace is shared: {others} listening socket(s) held by"
+                            " processes outside graceinit's tree (hostNetwork, or a sidecar)")
 
     def mark(self, boundary: str) -> None:
         """Snapshot the counters at a boundary (the first mark of each one counts)."""
@@ -113,13 +120,8 @@ class Ledger:
     def sigkill(self, by: str) -> None:
         """Just before SIGKILL: count the app's connections with a request in flight."""
         self.killed_by = by
-        if self._listeners is None:
-            self.open_at_sigkill = None
-            return
-        if not self._listeners:
-            return  # no TCP listener at the stop signal: no connection of the app's to count
         try:
-            self.open_at_sigkill, self._unread_at_sigkill = self._system.open_connections(self._listeners)
+            self.open_at_sigkill, self._unread_at_sigkill = self._system.open_connections()
         except Exception:
             self.open_at_sigkill = None
 

@@ -81,12 +81,12 @@ class System(Protocol):
     def net_counters(self) -> Dict[str, int]:
         """The network namespace's TCP counters ("Tcp:OutRsts", ...); OSError if unreadable."""
 
-    def net_listeners(self) -> Tuple[List[Tuple[int, int, bytes]], int]:
-        """The TCP listeners graceinit's process tree holds, and how many others there are."""
+    def foreign_listeners(self) -> int:
+        """How many TCP listeners of the namespace no process of graceinit's tree holds."""
 
-    def open_connections(self, listeners: Sequence[Tuple[int, int, bytes]]) -> Tuple[int, int]:
-        """Accepted connections to these listeners with a request in flight, and how many of
-        them with data unread."""
+    def open_connections(self) -> Tuple[int, int]:
+        """Connections clients opened to graceinit's tree with a request in flight, and how
+        many of them with data unread."""
 
 
 class LinuxSystem:
@@ -256,15 +256,19 @@ class LinuxSystem:
 
         return netstat.counters()
 
-    def net_listeners(self) -> Tuple[List[Tuple[int, int, bytes]], int]:
+    def foreign_listeners(self) -> int:
         from graceinit import traffic
 
-        if not procs.proc_is_ours():  # whose sockets /proc shows cannot be told
-            raise OSError(0, "/proc is not graceinit's PID namespace's")
-        ours, others = traffic.held_listeners(os.getpid())
-        return sorted(ours), others
+        _proc_must_be_ours()
+        return traffic.foreign_listeners(os.getpid())
 
-    def open_connections(self, listeners: Sequence[Tuple[int, int, bytes]]) -> Tuple[int, int]:
-        from graceinit import traffic
+    def open_connections(self) -> Tuple[int, int]:
+        from graceinit import netstat, traffic
 
-        return traffic.in_flight(listeners)
+        _proc_must_be_ours()
+        return traffic.in_flight(os.getpid(), netstat.ephemeral_ports())
+
+
+def _proc_must_be_ours() -> None:
+    if not procs.proc_is_ours():  # whose sockets /proc shows cannot be told
+        raise OSError(0, "/proc is not graceinit's PID namespace's")

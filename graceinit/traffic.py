@@ -358,34 +358,38 @@ def _reason(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-# --- for the ledger (ledger.py): once at the stop signal, once at SIGKILL ------------------
+# --- for the ledger (ledger.py): at SIGKILL and at the report, never on the forward's path ---
 
 
-def held_listeners(root_pid: int) -> Tuple[Set[Tuple[int, int, bytes]], int]:
-    """The TCP listeners root_pid's process tree holds, and how many others the namespace has."""
+def foreign_listeners(root_pid: int) -> int:
+    """How many of the namespace's TCP listeners root_pid's process tree does not hold."""
     diag = _Diag()
     try:
-        ours = _listeners(diag, _socket_inodes(_process_tree(root_pid)))
-        return ours, len(_listeners(diag, None) - ours)
+        return len(_listeners(diag, None) - _listeners(diag, _socket_inodes(_process_tree(root_pid))))
     finally:
         diag.close()
 
 
-def in_flight(listeners: Sequence[Tuple[int, int, bytes]]) -> Tuple[int, int]:
-    """Connections to these listeners' ports that a process holds (an accepted socket), with a
+def in_flight(root_pid: int, ephemeral: Tuple[int, int]) -> Tuple[int, int]:
+    """Connections that clients opened to root_pid's process tree (held by it, on a listener's
+    port or a local port outside the `ephemeral` range, which outgoing ones come from), with a
     request in flight: data unread, data received and nothing ever sent, or data received
-    after the last data sent (milliseconds apart at least).
+    after the last data sent (a millisecond apart at least).
     Returns (how many, how many of them with data unread)."""
     diag = _Diag()
     count = unread = 0
-    bytecode = port_filter([port for _, port, _ in listeners])
     try:
-        for family in sorted({family for family, _, _ in listeners}):
-            for chunk, start, end in diag.dump(family, (1 << TCP_ESTABLISHED) | (1 << TCP_CLOSE_WAIT), bytecode, info=True):
+        inodes = _socket_inodes(_process_tree(root_pid))
+        listening = {port for _, port, _ in _listeners(diag, inodes)}
+        for family in FAMILIES:
+            for chunk, start, end in diag.dump(family, (1 << TCP_ESTABLISHED) | (1 << TCP_CLOSE_WAIT), info=True):
                 fields = _MSG.unpack_from(chunk, start)
+                port = socket.ntohs(fields[4])
+                if fields[14] not in inodes or (ephemeral[0] <= port <= ephemeral[1] and port not in listening):
+                    continue  # not the app's, or its own outgoing connection
                 info = _attribute(chunk, start + _MSG.size, end, INET_DIAG_INFO)
-                if not fields[14] or info is None or info[1] - info[0] < _DATA_SEGS_OUT_AT + 4:
-                    continue  # not accepted yet (its reset counts as refused), or a kernel before 4.6
+                if info is None or info[1] - info[0] < _DATA_SEGS_OUT_AT + 4:
+                    continue  # a kernel before 4.6
                 segs_in = _U32.unpack_from(chunk, info[0] + _DATA_SEGS_IN_AT)[0]
                 segs_out = _U32.unpack_from(chunk, info[0] + _DATA_SEGS_OUT_AT)[0]
                 since_sent = _U32.unpack_from(chunk, info[0] + _LAST_DATA_SENT_AT)[0]

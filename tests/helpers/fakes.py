@@ -54,10 +54,9 @@ class FakeSystem:
         self.pending: Dict[int, List[int]] = {}
         self.ready_error: Optional[OSError] = None
         # The network namespace (the ledger's reads): counters that rise at recorded times,
-        # the listeners graceinit's tree holds and the others', what SIGKILL finds in flight.
+        # listeners no process of graceinit's tree holds, what SIGKILL finds in flight.
         self.counter_rises: List[Tuple[float, str, int]] = []
         self.counters_error: Optional[Exception] = None
-        self.listeners: List[Tuple[int, int, bytes]] = [(2, 8080, bytes(16))]
         self.other_listeners = 0
         self.listeners_error: Optional[Exception] = None
         self.in_flight: Tuple[int, int] = (0, 0)
@@ -194,14 +193,14 @@ class FakeSystem:
                 values[name] += by
         return values
 
-    def net_listeners(self) -> Tuple[List[Tuple[int, int, bytes]], int]:
-        self.log.append((self.clock, "net_listeners", None))
+    def foreign_listeners(self) -> int:
+        self.log.append((self.clock, "foreign_listeners", None))
         if self.listeners_error is not None:
             raise self.listeners_error
-        return list(self.listeners), self.other_listeners
+        return self.other_listeners
 
-    def open_connections(self, listeners: Sequence[Tuple[int, int, bytes]]) -> Tuple[int, int]:
-        self.log.append((self.clock, "open_connections", list(listeners)))
+    def open_connections(self) -> Tuple[int, int]:
+        self.log.append((self.clock, "open_connections", None))
         return self.in_flight
 
     def alive(self, pid: int) -> bool:

@@ -121,8 +121,7 @@ def test_connections_open_at_sigkill_are_counted_once():
     assert fields["open_at_sigkill"] == 12
     assert fields["losses_by_phase"]["grace"] == {"refused": 0, "aborted": 0, "dropped": 0}
     assert message == "12 connection(s) open at SIGKILL with a request in flight: raise --grace-period"
-    [(at, listeners)] = system.actions("open_connections")
-    assert at == 4.0 and listeners == system.listeners
+    assert system.actions("open_connections") == [(4.0, None)]
 
 
 def test_a_third_stop_signal_is_named_as_the_sigkill_s_cause():
@@ -140,14 +139,15 @@ def test_the_counters_are_read_at_the_boundaries_only_never_before_the_stop_sign
     system.at(0.5, Signal(signal.SIGHUP))  # an ordinary signal: forwarded, nothing read
     stop(system, stop_delay=2.0)
     assert [at for at, _ in system.actions("net_counters")] == [1.0, 3.0, 3.5, 4.5]
-    assert [at for at, _ in system.actions("net_listeners")] == [1.0]
+    # whose namespace it is: asked at the end, off the forward's path
+    assert [at for at, _ in system.actions("foreign_listeners")] == [4.5]
 
 
 def test_a_child_that_exits_by_itself_reads_nothing():
     system = FakeSystem({"app": Behaviour(runs=2.0)})
     report = RecordingReporter()
     Supervisor(Config(command=("app",)), system, {}, report).run()
-    assert system.actions("net_counters") == [] and system.actions("net_listeners") == []
+    assert system.actions("net_counters") == [] and system.actions("foreign_listeners") == []
 
 
 def test_an_app_that_exits_during_the_stop_delay_has_an_empty_grace_phase():
@@ -205,7 +205,7 @@ def test_listeners_that_cannot_be_listed_leave_the_counters_untrusted_and_the_st
     system = pod(on_signal={})
     system.listeners_error = OSError(1, "Operation not permitted")
     fields, _ = stop(system, stop_delay=2.0, grace_period=1.0)
-    assert fields["losses"] == "unknown" and fields["open_at_sigkill"] is None
+    assert fields["losses"] == "unknown" and fields["refused"] is None
     assert "cannot tell whether the network namespace is the app's own (Operation not permitted)" in fields["losses_unknown"]
     assert [(at, what) for at, what in system.actions("send_group")] == [(3.0, ("app", TERM)), (4.0, ("app", KILL))]
 
@@ -239,4 +239,17 @@ def test_no_ledger_reads_nothing_and_reports_no_losses():
     system = pod()
     fields, _ = stop(system, stop_delay=2.0, ledger=False)
     assert "losses" not in fields
-    assert system.actions("net_counters") == [] and system.actions("net_listeners") == []
+    assert system.actions("net_counters") == [] and system.actions("foreign_listeners") == []
+
+
+def test_a_count_at_sigkill_that_fails_says_unknown_and_kills_all_the_same():
+    system = pod(on_signal={})
+
+    def broken() -> Tuple[int, int]:
+        raise OSError(1, "Operation not permitted")
+
+    system.open_connections = broken  # type: ignore[assignment]
+    fields, _ = stop(system, stop_delay=2.0, grace_period=1.0)
+    assert fields["open_at_sigkill"] is None and fields["losses"] == "unknown"
+    assert "open at SIGKILL unknown" in termination_message(fields)
+    assert system.actions("send_group") == [(3.0, ("app", TERM)), (4.0, ("app", KILL))]
