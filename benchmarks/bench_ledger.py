@@ -441,7 +441,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         drain.vip_remove()
     load = os.getloadavg()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = os.environ.get("BENCH_COMMIT") or subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     header = (f"# Ledger benchmark (issue 16)\n\nRun `{' '.join(['python -m benchmarks.bench_ledger', *sys.argv[1:]])}`"
               f" on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {time.monotonic() - started:.0f} s,"
               f" graceinit at {commit or '?'}, {os.cpu_count()} cores (load average at the end {load[0]:.1f}); L uniform in [{LAG[0]:g}, {LAG[1]:g}] s.\n")
