@@ -419,12 +419,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     if os.environ.get("GILEDGER_NETNS") != "1":
         # everything below happens in a network namespace of our own, and A's in another
         os.environ["GILEDGER_NETNS"] = "1"
-        return subprocess.call(["unshare", "--net", "--", PYTHON, "-m", "benchmarks.bench_ledger",
-                                *(argv if argv is not None else sys.argv[1:])], cwd=ROOT)
+        os.chdir(ROOT)
+        # exec, not a child: a signal to this pid reaches the run itself
+        os.execvp("unshare", ["unshare", "--net", "--", PYTHON, "-m", "benchmarks.bench_ledger",
+                              *(argv if argv is not None else sys.argv[1:])])
     for tool in ("hey", "nginx", "iptables-restore", "unshare", "nsenter", "ip"):
         if shutil.which(tool) is None:
             print(f"bench_ledger: {tool} is not installed", file=sys.stderr)
             return 2
+    # SIGTERM (or Ctrl-C) ends the run through the finally clauses: no pod, VIP rule or
+    # nginx left behind
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     sh("ip", "link", "set", "lo", "up")
     sh("ip", "addr", "add", f"{B}/32", "dev", "lo")
     sh("ip", "route", "add", f"{VIP}/32", "dev", "lo", "src", B)  # routed, then DNATed

@@ -90,20 +90,20 @@ class Ledger:
         self.mark(EXIT)
 
     def end(self) -> None:
-        """At the report: the last snapshot, then whose namespace this is. Asked here, off the
-        stop's path: the app's listeners are gone, and any left that no process of graceinit's
-        tree holds belong to someone else (the node's, with hostNetwork; a sidecar's)."""
+        """At the report: whose namespace this is, then the last snapshot (the report follows
+        it at once). Asked here, off the stop's path: the app's listeners are gone, and any
+        left that no process of graceinit's tree holds belong to someone else (the node's,
+        with hostNetwork; a sidecar's)."""
+        if self.unknown is None:
+            try:
+                others = self._system.foreign_listeners()
+            except Exception as error:
+                others = 0
+                self.unknown = f"cannot tell whether the network namespace is the app's own ({_reason(error)})"
+            if others:
+                self.unknown = (f"the network namespace is shared: {others} listening socket(s) held by"
+                                " processes outside graceinit's tree (hostNetwork, or a sidecar)")
         self.mark(END)
-        if self.unknown is not None:
-            return
-        try:
-            others = self._system.foreign_listeners()
-        except Exception as error:
-            self.unknown = f"cannot tell whether the network namespace is the app's own ({_reason(error)})"
-            return
-        if others:
-            self.unknown = (f"the network namespace is shared: {others} listening socket(s) held by"
-                            " processes outside graceinit's tree (hostNetwork, or a sidecar)")
 
     def mark(self, boundary: str) -> None:
         """Snapshot the counters at a boundary (the first mark of each one counts)."""
