@@ -3,7 +3,7 @@
     start     ready file cleared -> pre hooks -> spawn the child -> ready file
     running   on the restart signal: a new generation on the same sockets (generations.py)
     stop      (stop signal, or the child exits) -> ready file removed -> stop hooks
-              -> stop delay (fixed, or until traffic stops: drain.py)
+              -> stop delay (fixed, or until traffic stops: stopdelay.py)
               -> forward the (rewritten) stop signal -> grace period -> SIGKILL
     after     leftover processes: SIGTERM, SIGKILL after --leftover-grace -> post hooks
               -> leftovers the post hooks left -> the termination report
@@ -33,7 +33,7 @@ from graceinit.config import Argv, Config, death_signal, exit_status, signal_nam
 from graceinit.facts import Facts
 from graceinit.generations import Generations, Restart, restart
 from graceinit.log import DEBUG, ERROR, INFO, NOTICE, WARNING
-from graceinit.report import Reporter, StopRecord, internal_error, termination_message
+from graceinit.report import Reporter, StopRecord, termination_message
 from graceinit.spawn import Environ, Proc, SpawnError
 from graceinit.terminate import EXITED, Pids, Procs, send, terminate
 from graceinit.waits import Wait
@@ -233,84 +233,14 @@ class Lifecycle:
         return [proc for proc in self.generations.running() if proc not in self.generations.retiring]
 
     def _stop_delay(self) -> Steps[None]:
-        """Keep the child serving: a fixed time, or with --stop-delay auto until requests stop
-        arriving. Forward early on a second stop signal or the child's exit."""
-        config, facts, record = self.config, self.facts, self.record
-        assert facts.stop is not None and record is not None
-        started = self.system.now()
-        auto = getattr(config, "stop_delay_auto", False)
-        wanted = config.stop_delay_max if auto else config.stop_delay
-        deadline = self.budget.cap(started + wanted, facts.stop.at)
-        assert deadline is not None
-        seconds = max(0.0, deadline - started)
-        reason: Optional[str] = "elapsed" if wanted > 0 else None
-        if facts.stop_count >= 2:
-            reason = "hurried"
-        elif seconds <= 0 and wanted > 0:
-            reason = "budget"
-        elif seconds > 0:
-            cut = f" (cut from {wanted:g}s by --termination-budget)" if seconds < wanted else ""
-            if auto:
-                self._say(INFO, "stop_delay", f"stop delay auto: the child keeps serving until requests stop"
-                          f" arriving, at most {round(seconds, 2):g}s{cut}", seconds=round(seconds, 3), mode="auto")
-                reason = yield from self._drain(deadline)
-            else:
-                self._say(INFO, "stop_delay", f"stop delay: the child keeps serving for {round(seconds, 2):g}s{cut}",
-                          seconds=round(seconds, 3))
-                done = yield Wait(self._delay_cut_short, deadline)
-                reason = self._why_cut_short() if done else "elapsed"
-            if reason in ("elapsed", "max") and seconds < wanted:
-                reason = "budget"
-        record.stop_delay_ended = reason
-        record.spent("stop_delay", self.system.now() - started)
-        self._say(INFO, "stop_delay_ended", f"stop delay over after {round(self.system.now() - started, 2):g}s"
-                  f" ({reason})", seconds=round(self.system.now() - started, 3), reason=reason)
+        """The child keeps serving for a while (stopdelay.py: fixed, or until traffic stops)."""
+        from graceinit.stopdelay import StopDelay  # only when a stop begins
 
-    def _delay_cut_short(self) -> bool:
-        return self.facts.stop_count >= 2 or not self._stop_targets()
-
-    def _why_cut_short(self) -> str:
-        return "hurried" if self._stop_targets() else "child exited"
-
-    def _drain(self, deadline: float) -> Steps[str]:
-        """--stop-delay auto: sample the app's traffic only inside this window, and forward
-        once it has gone quiet (drain.py decides), at the latest at `deadline`. Never fails
-        open: no way to see the traffic, or a bug here, means waiting the whole maximum."""
-        from graceinit.drain import Drain, Unavailable
-
-        config, system = self.config, self.system
+        assert self.record is not None
         current = self.generations.current
-        try:
-            watch = system.traffic_watch(current.pid if current else 0, config.drain_ignore)
-        except Unavailable as error:
-            self._say(WARNING, "drain_unavailable", f"--stop-delay auto: {error}; waiting the whole"
-                      f" {round(deadline - system.now(), 2):g}s instead", reason=str(error))
-            done = yield Wait(self._delay_cut_short, deadline)
-            return self._why_cut_short() if done else "max"
-        self._say(INFO, "drain_watching", f"stop delay auto: watching {watch.describe()}", watching=watch.describe())
-        started = system.now()
-        detector = Drain(start=started, min_s=config.stop_delay_min, max_s=deadline - started)
-        reason: Optional[str] = None
-        try:
-            while reason is None:
-                try:
-                    reason = detector.observe(watch.sample(system.now()))
-                    until = min(detector.next_sample_at(), deadline)
-                except Exception:  # a bug must neither cut the wait short nor make it endless
-                    internal_error(self.report, "--stop-delay auto: internal error; waiting for the max instead")
-                    until = deadline
-                if reason is None and (yield Wait(self._delay_cut_short, until)):
-                    reason = self._why_cut_short()
-                elif reason is None and system.now() >= deadline:
-                    reason = "max"
-        finally:
-            watch.close()
-        self._say(DEBUG, "drain_sampled", f"stop delay auto: {detector.samples} samples of"
-                  f" {detector.sources_seen} source(s) cost {detector.sampling_s * 1000:.0f} ms",
-                  samples=detector.samples, sources=detector.sources_seen,
-                  sampling_ms=round(detector.sampling_s * 1000, 1))
-        return reason
-
+        delay = StopDelay(self.config, self.system, self.report, self.facts, self.budget,
+                          self._stop_targets, current.pid if current else 0)
+        yield from delay.run(self.record)
 
     def _forward_and_grace(self) -> Steps[None]:
         """Forward the stop signal, wait the grace period, SIGKILL what is left."""

@@ -1,9 +1,9 @@
-"""Every graceinit example in README.md and examples/ runs without a warning (issue 12).
+"""Every graceinit example in README.md, docs/ and examples/ runs without a warning (issue 12).
 
 The examples are read from the files themselves, so a change to an example is tested as it is
 written:
 
-* README.md: every fenced ``sh`` line that starts with ``graceinit`` (with its ``\\``
+* README.md and docs/*.md: every fenced ``sh`` line that starts with ``graceinit`` (with its ``\\``
   continuations), every ``dockerfile`` block's ``ENV``/``CMD``, every ``yaml`` block's
   Kubernetes ``env:`` list or Compose ``environment:`` mapping;
 * Dockerfile.example (its last stage), examples/kubernetes/*.yaml, examples/compose/*.yaml.
@@ -43,6 +43,7 @@ from helpers import procfs
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
+DOCS = REPO / "docs"
 EXAMPLE_APP = REPO / "examples" / "app"
 HOOK_VARIABLES = ("GRACEINIT_PRE_HOOK", "GRACEINIT_STOP_HOOK", "GRACEINIT_POST_HOOK")
 HOOK_OPTIONS = ("--pre-hook", "--stop-hook", "--post-hook")
@@ -181,18 +182,27 @@ def yaml_example(body: str, first_line: int, source: str) -> Optional[Example]:
     return example
 
 
-def readme_examples() -> List[Example]:
-    text = README.read_text()
+def markdown_examples(path: Path) -> List[Example]:
+    text = path.read_text()
+    source = str(path.relative_to(REPO))
     found: List[Example] = []
     for language, line, body, end in fenced_blocks(text):
         if language == "sh":
-            found += shell_examples(body, line, "README.md")
+            found += shell_examples(body, line, source)
         elif language == "dockerfile":
-            example = dockerfile_example(body, line, "README.md", text[end:])
+            example = dockerfile_example(body, line, source, text[end:])
             found += [example] if example else []
         elif language == "yaml":
-            example = yaml_example(body, line, "README.md")
+            example = yaml_example(body, line, source)
             found += [example] if example else []
+    return found
+
+
+def readme_examples() -> List[Example]:
+    """README.md's, then those of the deep dives it links to (docs/*.md)."""
+    found = markdown_examples(README)
+    for path in sorted(DOCS.glob("*.md")):
+        found += markdown_examples(path)
     return found
 
 
@@ -219,7 +229,8 @@ def test_the_examples_are_found() -> None:
     assert {"README.md", "Dockerfile.example", "examples/kubernetes/deployment.yaml",
             "examples/compose/compose.yaml"} <= where, where
     readme = [example for example in ALL_EXAMPLES if example.where.startswith("README.md")]
-    assert len([e for e in readme if e.options]) >= 3, "README's graceinit command lines"
+    documented = readme + [example for example in ALL_EXAMPLES if example.where.startswith("docs/")]
+    assert len([e for e in documented if e.options]) >= 3, "README's and docs/' graceinit command lines"
     assert len([e for e in readme if "GRACEINIT_TERMINATION_BUDGET" in e.env]) >= 2, \
         "README's Dockerfile and Kubernetes blocks"
 
