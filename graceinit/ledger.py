@@ -77,6 +77,7 @@ class Ledger:
         self.unknown: Optional[str] = None  # why the counters cannot be trusted
         self.open_at_sigkill: Optional[int] = 0  # None: the count at SIGKILL failed
         self._unread_at_sigkill = 0
+        self._sigkill_error = ""
         self.killed_by: Optional[str] = None
 
     def start(self) -> None:
@@ -122,8 +123,9 @@ class Ledger:
         self.killed_by = by
         try:
             self.open_at_sigkill, self._unread_at_sigkill = self._system.open_connections()
-        except Exception:
+        except Exception as error:
             self.open_at_sigkill = None
+            self._sigkill_error = _reason(error)
 
     # --- what it tells ---------------------------------------------------------------------
 
@@ -166,9 +168,12 @@ class Ledger:
             fields["losses"] = "unknown"
         else:
             fields["losses"] = "none"
-        fields["losses_unknown"] = self.unknown if phases is None else None
-        if phases is None and self.unknown is None:
-            fields["losses_unknown"] = "the TCP counters were not read at every boundary"
+        why = None
+        if phases is None:
+            why = self.unknown or "the TCP counters were not read at every boundary"
+        elif self.open_at_sigkill is None:
+            why = f"the connections open at SIGKILL could not be counted ({self._sigkill_error})"
+        fields["losses_unknown"] = why
         return fields
 
 
@@ -182,12 +187,8 @@ def summary(fields: Mapping[str, Any]) -> str:
         parts.append(f"unknown ({fields['losses_unknown']})")
     else:
         for kind in KINDS:
-            when = [(phase, counts[kind]) for phase, counts in phases.items() if counts[kind]]
-            if len(when) == 1:
-                parts.append(f"{kind} {fields[kind]} ({_PHASE_WORDS[when[0][0]]})")
-            else:
-                split = ", ".join(f"{count} {_PHASE_WORDS[phase]}" for phase, count in when)
-                parts.append(f"{kind} {fields[kind]}" + (f" ({split})" if split else ""))
+            total, when, _ = _counted(phases, kind, PHASES)
+            parts.append(f"{kind} {total}{when and f' ({when})'}")
     opened = fields["open_at_sigkill"]
     parts.append(f"open at SIGKILL {'unknown' if opened is None else opened}")
     return "losses: " + ", ".join(parts)
@@ -196,52 +197,57 @@ def summary(fields: Mapping[str, Any]) -> str:
 class Context:
     """What the warning needs of the rest of the stop, to name a likely cause."""
 
-    __slots__ = ("stop_delay_s", "stop_delay_ended", "auto", "forwarded")
+    __slots__ = ("stop_delay_s", "stop_delay_ended", "auto")
 
-    def __init__(self, stop_delay_s: float, stop_delay_ended: Optional[str], auto: bool, forwarded: bool) -> None:
+    def __init__(self, stop_delay_s: float, stop_delay_ended: Optional[str], auto: bool) -> None:
         self.stop_delay_s = stop_delay_s
         self.stop_delay_ended = stop_delay_ended
         self.auto = auto
-        self.forwarded = forwarded
 
 
 def warning(fields: Mapping[str, Any], context: Context, killed_by: Optional[str]) -> Optional[str]:
     """One line naming each non-zero loss field and its likely cause, or None."""
     phases = fields.get("losses_by_phase") or {}
     clauses = []
-
-    def counted(kind: str, which: Tuple[str, ...]) -> Tuple[int, str]:
-        counts = [(phase, phases[phase][kind]) for phase in which if phases.get(phase, {}).get(kind)]
-        total = sum(count for _, count in counts)
-        split = f" ({', '.join(f'{count} {_PHASE_WORDS[phase]}' for phase, count in counts)})" if len(counts) > 1 else ""
-        return total, split
-
-    early, _ = counted("refused", ("stop_delay",))
+    early, _, _ = _counted(phases, "refused", ("stop_delay",))
     if early:
         clauses.append(f"{early} connection(s) refused while the app should still have served: nothing"
                        " listened on their port (a stop hook closed it, or clients use a port the app does"
                        " not serve)")
-    late, split = counted("refused", ("grace", "after_exit"))
+    late, when, one = _counted(phases, "refused", ("grace", "after_exit"))
     if late:
+        split = "" if one else f" ({when})"  # one phase: the clause says when
         clauses.append(f"{late} connection(s) refused after the app closed its listener{split}: {_delay_cause(context)}")
-    aborted, split = counted("aborted", PHASES)
+    aborted, when, one = _counted(phases, "aborted", PHASES)
     if aborted:
         cause = ("the app closed connections with requests unread or unanswered (it does not finish"
                  " in-flight requests), or clients reset theirs")
-        if not any(phases[phase]["aborted"] for phase in ("grace", "after_exit")):
+        if when == _PHASE_WORDS["stop_delay"]:
             cause = "connections reset while the app still served: the app's or its clients' doing"
-        when = split or f" {_PHASE_WORDS[next(p for p in PHASES if phases[p]['aborted'])]}"
-        clauses.append(f"{aborted} connection(s) aborted{when}: {cause}")
-    dropped, split = counted("dropped", PHASES)
+        clauses.append(f"{aborted} connection(s) aborted {_when(when, one)}: {cause}")
+    dropped, when, one = _counted(phases, "dropped", PHASES)
     if dropped:
-        when = split or f" {_PHASE_WORDS[next(p for p in PHASES if phases[p]['dropped'])]}"
-        clauses.append(f"{dropped} SYN(s) dropped at a full accept queue{when}: the app accepted too slowly"
-                       " (clients retry after 1 s or more)")
+        clauses.append(f"{dropped} SYN(s) dropped at a full accept queue {_when(when, one)}:"
+                       " the app accepted too slowly (clients retry after 1 s or more)")
     opened = fields.get("open_at_sigkill")
     if opened:
         cause = "a third stop signal" if killed_by == "escalation" else "raise --grace-period"
         clauses.append(f"{opened} connection(s) open at SIGKILL with a request in flight: {cause}")
     return "; ".join(clauses) if clauses else None
+
+
+def _counted(phases: Mapping[str, Mapping[str, int]], kind: str, which: Tuple[str, ...]) -> Tuple[int, str, bool]:
+    """The total of `kind` over `which` phases, when, and whether in one phase only: "during
+    the grace period", or "12 during the grace period, 29 after the app's exit"."""
+    counts = [(phase, phases[phase][kind]) for phase in which if phases.get(phase, {}).get(kind)]
+    if len(counts) == 1:
+        return counts[0][1], _PHASE_WORDS[counts[0][0]], True
+    words = ", ".join(f"{count} {_PHASE_WORDS[phase]}" for phase, count in counts)
+    return sum(count for _, count in counts), words, False
+
+
+def _when(words: str, one: bool) -> str:
+    return words if one else f"({words})"
 
 
 def _delay_cause(context: Context) -> str:

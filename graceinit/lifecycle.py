@@ -406,7 +406,7 @@ class Lifecycle:
             fields = self.ledger.fields()
             record = self.record
             context = ledger.Context(record.phases.get("stop_delay", 0.0), record.stop_delay_ended,
-                                     self.config.stop_delay_auto, record.forwarded)
+                                     self.config.stop_delay_auto)
             message = ledger.warning(fields, context, self.ledger.killed_by)
         except Exception:
             internal_error(self.report, "the ledger failed: the termination report goes without losses")

@@ -107,7 +107,7 @@ def test_the_cause_of_an_auto_delay_that_ended_too_soon_names_how_it_ended():
                                   "grace": {"refused": 41, "aborted": 0, "dropped": 0},
                                   "after_exit": {"refused": 0, "aborted": 0, "dropped": 0}},
               "open_at_sigkill": 0}
-    message = warning(fields, Context(0.8, "quiet", True, True), None)
+    message = warning(fields, Context(0.8, "quiet", True), None)
     assert message == ("41 connection(s) refused after the app closed its listener: the stop delay ended"
                        " before traffic stopped (ended: quiet at 0.8 s)")
 
@@ -253,3 +253,19 @@ def test_a_count_at_sigkill_that_fails_says_unknown_and_kills_all_the_same():
     assert fields["open_at_sigkill"] is None and fields["losses"] == "unknown"
     assert "open at SIGKILL unknown" in termination_message(fields)
     assert system.actions("send_group") == [(3.0, ("app", TERM)), (4.0, ("app", KILL))]
+
+
+def test_drops_and_early_resets_are_named_with_their_phases():
+    system = pod()
+    system.rise(2.0, DROPS, 5)  # before the forward
+    system.rise(4.0, DROPS, 2)  # after the exit
+    system.rise(2.0, RSTS, 4)  # refused while the app still served
+    system.rise(2.0, ON_DATA, 1)  # and one of those resets an abort
+    fields, [(message, _)] = stop(system, stop_delay=2.0)
+    assert message == (
+        "3 connection(s) refused while the app should still have served: nothing listened on their port"
+        " (a stop hook closed it, or clients use a port the app does not serve); 1 connection(s) aborted"
+        " before the forward: connections reset while the app still served: the app's or its clients' doing;"
+        " 7 SYN(s) dropped at a full accept queue (5 before the forward, 2 after the app's exit): the app"
+        " accepted too slowly (clients retry after 1 s or more)")
+    assert "dropped 7 (5 before the forward, 2 after the app's exit)" in termination_message(fields)
