@@ -231,9 +231,10 @@ def _checked(parser: Any, text: str, where: str) -> Any:
 # --- the environment ---------------------------------------------------------------------
 
 
-def unknown_variables(environ: Mapping[str, str]) -> List[str]:
+def unknown_variables(environ: Mapping[str, str]) -> List[Tuple[str, Dict[str, str]]]:
     """One warning per GRACEINIT_* variable no option reads (a typo is otherwise silently
-    ignored), with the closest known name when there is one."""
+    ignored), with the closest known name when there is one: (message, the event's fields:
+    `variable`, and `suggestion` only when there is one)."""
     known = {option.envvar for option in TABLE}
     unknown = [name for name in environ
                if name.startswith(ENV_PREFIX) and name not in known and name not in SET_FOR_HOOKS]
@@ -245,6 +246,9 @@ def unknown_variables(environ: Mapping[str, str]) -> List[str]:
     suffixes = sorted(name[len(ENV_PREFIX):] for name in known)
     for name in sorted(unknown):
         close = difflib.get_close_matches(name[len(ENV_PREFIX):], suffixes, n=1, cutoff=0.75)
-        hint = f" (did you mean {ENV_PREFIX}{close[0]}?)" if close else ""
-        warnings.append(f"unknown variable {name} ignored{hint}")
+        fields = {"variable": name}
+        if close:
+            fields["suggestion"] = ENV_PREFIX + close[0]
+        hint = f" (did you mean {fields['suggestion']}?)" if close else ""
+        warnings.append((f"unknown variable {name} ignored{hint}", fields))
     return warnings

@@ -165,7 +165,7 @@ def run_for_people(args: Sequence[str]) -> Union[Config, int]:
 
 
 def _cannot_write(error: OSError) -> None:
-    log.error(f"cannot write to standard output: {error.strerror or error}")
+    log.error(f"cannot write to standard output: {error.strerror or error}", event="stdout_error")
     # What is still buffered would fail again, with a traceback, when the interpreter
     # flushes it at exit: let that flush go to a sink.
     try:

@@ -130,7 +130,7 @@ class Config(_Frozen):
         "stop_delay", "stop_delay_auto", "stop_delay_min", "stop_delay_max", "grace_period",
         "hook_timeout", "leftover_grace", "termination_budget", "ready_file", "stdout", "stderr",
         "link_stdout", "link_stderr", "listen", "notify", "restart_signal", "ready_timeout",
-        "drain_ignore", "ledger",
+        "drain_ignore", "ready_port", "ledger",
     )
     _defaults = {
         "process_group": True,
@@ -163,6 +163,7 @@ class Config(_Frozen):
         "restart_signal": None,
         "ready_timeout": 10.0,
         "drain_ignore": (),  # normalized CIDR strings
+        "ready_port": None,  # (host, port): graceinit answers readiness probes there
         "ledger": True,  # the loss fields of the termination report (ledger.py)
     }
     command: Argv
@@ -196,6 +197,7 @@ class Config(_Frozen):
     restart_signal: Optional[int]
     ready_timeout: float
     drain_ignore: Tuple[str, ...]
+    ready_port: Optional[Tuple[str, int]]
     ledger: bool
 
 
@@ -452,6 +454,19 @@ def _tcp_address(address: str) -> Optional[Tuple[str, int]]:
     return host, int(port)
 
 
+def parse_ready_port(text: str) -> Tuple[str, int]:
+    """`PORT`, `HOST:PORT` or `[IPV6]:PORT` (HOST defaults to 0.0.0.0: the kubelet probes the
+    pod's address)."""
+    value = text.strip()
+    if _ascii_digits(value):
+        value = "0.0.0.0:" + value
+    tcp = _tcp_address(value if value.startswith("tcp://") else "tcp://" + value)
+    if tcp is None or tcp[1] == 0:
+        raise ConfigError("is not PORT, HOST:PORT or [IPV6]:PORT with a port from 1 to 65535")
+    host, port = tcp
+    return host or "0.0.0.0", port
+
+
 def parse_listen(text: str) -> Listen:
     """`[NAME=]tcp://HOST:PORT`, `tcp://[::]:PORT` or `unix:/PATH` (NAME defaults to
     `unknown`, as sd_listen_fds_with_names(3) reports unnamed sockets)."""
@@ -569,6 +584,7 @@ def build_config(command: Sequence[str], values: Mapping[str, Any], named: Mappi
         restart_signal=restart,
         ready_timeout=values["ready_timeout"],
         drain_ignore=tuple(drain_ignore),
+        ready_port=values["ready_port"],
         ledger=values["ledger"],
     )
 

@@ -173,12 +173,16 @@ class Lifecycle:
             return False
         return not self.config.notify or current.pid in self.generations.ready
 
+    def _publishes_readiness(self) -> bool:
+        """A ready file or a ready port follows readiness."""
+        return self.config.ready_file is not None or self.config.ready_port is not None
+
     def _ready_changed(self) -> bool:
-        return self.config.ready_file is not None and self._ready != self._should_be_ready()
+        return self._publishes_readiness() and self._ready != self._should_be_ready()
 
     def _set_ready(self, ready: bool) -> None:
         """The ready file follows readiness. An I/O error is a warning: never a reason to stop."""
-        if self.config.ready_file is None or self._ready == ready:
+        if not self._publishes_readiness() or self._ready == ready:
             return
         self._ready = ready
         try:

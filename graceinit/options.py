@@ -137,6 +137,9 @@ TABLE: Tuple[Option, ...] = (
            help="Your terminationGracePeriodSeconds: cut the grace period short so post hooks fit."),
     Option("ready_file", ("--ready-file",), VALUE, parser=_c.parse_path, metavar="PATH",
            help="Created once the child runs; removed the instant the stop signal arrives."),
+    Option("ready_port", ("--ready-port",), VALUE, parser=_c.parse_ready_port, metavar="[HOST:]PORT",
+           help="Answer HTTP readiness probes on this port of graceinit's own: 200 while the"
+           " child is ready, 503 from the stop signal on; /live is 200 while graceinit runs."),
     Option("stdout", ("--stdout",), VALUE, parser=_c.parse_path, metavar="PATH", shown_default="inherit",
            help="The child's stdout goes to PATH (append; created 0640)."),
     Option("stderr", ("--stderr",), VALUE, parser=_c.parse_path, metavar="PATH", shown_default="inherit",
@@ -182,6 +185,8 @@ EXIT_STATUSES = (
     ("2", "bad command line or configuration (one line on stderr, nothing started); also"
           " --help or --version that could not be written"),
     ("70", "graceinit hit an internal error (the app's group is SIGKILLed first)"),
+    ("71", "the system refused a process or a descriptor to start the app or a pre hook (fork"
+           " failed: RLIMIT_NPROC or the pids cgroup's pids.max; too many open files)"),
     ("124", "a pre hook timed out (a failing pre hook gives its own status)"),
     ("126", "COMMAND exists but cannot be executed"),
     ("127", "COMMAND not found"),

@@ -74,7 +74,7 @@ def _open_log(option: str, path: str) -> Optional[int]:
         if error.errno != errno.ENXIO or not _is_fifo(path):
             raise ConfigError(f"{given_as(option, path)} {path!r}: cannot open for writing: {error.strerror}") from None
         log.warning(f"{given_as(option, path)} {path!r} is a FIFO with no reader yet: waiting for one"
-                    " (SIGTERM or SIGINT stops graceinit)")
+                    " (SIGTERM or SIGINT stops graceinit)", event="fifo_waiting", path=path)
         opened = _open_unless_stopped(path, flags & ~os.O_CREAT)
         if opened is None:
             return None

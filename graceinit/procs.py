@@ -30,7 +30,8 @@ def proc_is_ours() -> bool:
         if not _ProcView.ours:
             log.warning(
                 "/proc does not belong to graceinit's PID namespace (mount the container's own"
-                " /proc): leftover processes will not be looked for or signalled"
+                " /proc): leftover processes will not be looked for or signalled",
+                event="proc_not_ours",
             )
     return _ProcView.ours
 
@@ -61,7 +62,7 @@ def leftovers() -> List[int]:
     try:
         descendants = psutil.Process().children(recursive=True)
     except (psutil.Error, OSError) as error:
-        log.warning(f"cannot list leftover processes: {error}")
+        log.warning(f"cannot list leftover processes: {error}", event="leftovers_unlisted")
         return []
     for process in descendants:
         try:

@@ -1,7 +1,8 @@
 """Structured events: the one reporter the supervisor is given, and the termination report.
 
-Every step of the life cycle is reported as an event with a stable name and fields (README:
-"Events"). Log pipelines key on those names, so they are an interface. The real reporter
+Every step of the life cycle is reported as an event with a stable name and fields (listed in
+docs/events.md, checked by tests/unit/test_events_doc.py). Log pipelines key on those names,
+so they are an interface. The real reporter
 writes through log.py (text or JSON); unit tests give the supervisor one that records.
 """
 

@@ -27,8 +27,8 @@ def run(args: List[str]) -> int:
         return parsed
     config: Config = parsed
     log.configure(config.quiet, config.verbose, config.log_format)
-    for warning in unknown_variables(os.environ):
-        log.warning(warning, event="unknown_variable")
+    for warning, fields in unknown_variables(os.environ):
+        log.warning(warning, event="unknown_variable", **fields)
 
     environ = spawn.original_environ()
     spawn.close_inherited_on_exec()
@@ -38,6 +38,7 @@ def run(args: List[str]) -> int:
             hooks.validate(phase, phase_hooks, environ)
         child_output = output.prepare(config)
         listeners, notify = _sockets(config)
+        ready_port = _ready_port(config)
         spawn.check_open_file_limit(len(config.listen))
     except ConfigError as error:
         log.error(str(error), event="usage_error")
@@ -49,7 +50,7 @@ def run(args: List[str]) -> int:
     if config.pdeathsig:
         reaper.set_parent_death_signal(config.pdeathsig, parent_at_start)
     inbox.open()
-    system = LinuxSystem(inbox, session, child_output, listeners, notify, config.ready_file)
+    system = LinuxSystem(inbox, session, child_output, listeners, notify, config.ready_file, ready_port)
     supervisor = Supervisor(config, system, environ)
     try:
         return supervisor.run()
@@ -112,6 +113,31 @@ def _sockets(config: Config) -> Tuple[Optional[Any], Optional[Any]]:
     except OSError as error:
         raise ConfigError(f"--notify: cannot create the notify socket: {error.strerror}") from None
     return listeners, notify
+
+
+def _ready_port(config: Config) -> Optional[Any]:
+    """Bind --ready-port now, so a port in use fails before anything starts."""
+    if config.ready_port is None:
+        return None
+    from graceinit.config import parse_ready_port
+    from graceinit.readyport import ReadyPort, ReadyPortError
+
+    host, port = config.ready_port
+    try:
+        ready_port = ReadyPort(host, port)
+    except ReadyPortError as error:
+        text = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        variable = os.environ.get("GRACEINIT_READY_PORT")
+        try:  # the option wins over the variable: name the variable only if it was the one
+            from_variable = variable is not None and parse_ready_port(variable) == config.ready_port
+        except ConfigError:
+            from_variable = False
+        name = f"GRACEINIT_READY_PORT={variable!r}:" if from_variable else "--ready-port"
+        raise ConfigError(f"{name} {text}: cannot listen: {error}") from None
+    if log.enabled(log.INFO):
+        log.info(f"answering readiness probes on port {ready_port.port}", event="ready_port",
+                 port=ready_port.port)
+    return ready_port
 
 
 def _adopt_orphans(config: Config) -> None:

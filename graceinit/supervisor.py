@@ -219,10 +219,11 @@ class Supervisor:
         if fields.get("READY") == "1" and generation.pid not in generations.ready:
             generations.ready.add(generation.pid)
             self._report.emit(INFO, "child_ready", f"pid {generation.pid} is ready", pid=generation.pid)
-        for flag in ("RELOADING", "STOPPING"):
-            if fields.get(flag) == "1":
-                self._report.emit(INFO, f"child_{flag.lower()}", f"pid {generation.pid}: {flag.lower()}",
-                                  pid=generation.pid)
+        # Named one by one: event names are an interface, listed in docs/events.md.
+        if fields.get("RELOADING") == "1":
+            self._report.emit(INFO, "child_reloading", f"pid {generation.pid}: reloading", pid=generation.pid)
+        if fields.get("STOPPING") == "1":
+            self._report.emit(INFO, "child_stopping", f"pid {generation.pid}: stopping", pid=generation.pid)
 
     # --- the safety net ------------------------------------------------------------------
 

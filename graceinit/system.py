@@ -27,6 +27,7 @@ from graceinit.spawn import Environ, Proc
 from graceinit.terminal import Session
 
 if TYPE_CHECKING:  # socket's import is paid only by those who use --listen or --notify
+    from graceinit.readyport import ReadyPort
     from graceinit.sockets import Listeners, NotifySocket
     from graceinit.traffic import TrafficWatch
 
@@ -98,6 +99,7 @@ class LinuxSystem:
         listeners: Optional[Listeners] = None,
         notify: Optional[NotifySocket] = None,
         ready_file: Optional[str] = None,
+        ready_port: Optional[ReadyPort] = None,
     ) -> None:
         self._inbox = inbox
         self._session = session
@@ -112,6 +114,9 @@ class LinuxSystem:
         self._poller.register(inbox.fileno, select.POLLIN)
         if notify is not None:
             self._poller.register(notify.fileno(), select.POLLIN)
+        self._ready_port = ready_port
+        if ready_port is not None:
+            ready_port.attach(self._poller)
         self._pidfds: Dict[int, int] = {}  # fd -> pid
         self._devnull: Optional[int] = None
         self._pidfd_supported = True
@@ -121,6 +126,12 @@ class LinuxSystem:
 
     def wait(self, timeout: Optional[float], ours: Optional[Container[int]] = None) -> List[Event]:
         # poll(2) takes milliseconds: round up, or a deadline 0.4 ms away spins.
+        ready_port = self._ready_port
+        if ready_port is not None:  # a probe connection that never sends its request times out
+            expires = ready_port.next_deadline()
+            if expires is not None:
+                until = max(0.0, expires - time.monotonic())
+                timeout = until if timeout is None else min(timeout, until)
         millis = None if timeout is None else math.ceil(min(timeout, _LONGEST_WAIT) * 1000)
         events: List[Event] = []
         reap = False
@@ -150,8 +161,12 @@ class LinuxSystem:
                         events.append(Signal(signum))
             elif self._notify is not None and fd == self._notify.fileno():
                 events.extend(Notified(pid, fields) for pid, fields in self._notify.receive())
+            elif ready_port is not None and ready_port.owns(fd):
+                ready_port.handle(fd, time.monotonic())  # answered here: no fact, no step resumed
             else:
                 events.append(Gone(self._unwatch(fd)))
+        if ready_port is not None and ready_port.next_deadline() is not None:
+            ready_port.expire(time.monotonic())
         if reap:
             for pid, status in reaper.reap(self._report_stops):
                 if ours is None or pid in ours:
@@ -206,6 +221,8 @@ class LinuxSystem:
         return True
 
     def set_ready(self, ready: bool) -> None:
+        if self._ready_port is not None:  # first: the file's I/O error must not hold it back
+            self._ready_port.ready = ready
         if self._ready_file is not None:
             (readyfile.create if ready else readyfile.remove)(self._ready_file)
 

@@ -313,6 +313,7 @@ class Runnable:
     env: Dict[str, str]
     cwd: Path
     port: Optional[int]          # where the app answers HTTP, None for the stand-in
+    ready_port: Optional[int]    # where graceinit answers readiness probes (--ready-port)
     stop_status: int             # graceinit's exit status after SIGTERM
 
 
@@ -321,6 +322,7 @@ def runnable(example: Example, graceinit: Path, tmp_path: Path) -> Runnable:
     env = {key: value for key, value in example.env.items()}
     options = list(example.options)
     port: Optional[int] = None
+    ready_port: Optional[int] = None  # graceinit's own --ready-port, on loopback
 
     def local_address(address: str) -> str:
         nonlocal port
@@ -338,11 +340,17 @@ def runnable(example: Example, graceinit: Path, tmp_path: Path) -> Runnable:
             options[index + 1] = str(tmp_path / "ready")
         elif option == "--listen":
             options[index + 1] = local_address(value)
+        elif option == "--ready-port":
+            ready_port = free_port()
+            options[index + 1] = f"127.0.0.1:{ready_port}"
     for key in HOOK_VARIABLES:
         if key in env:
             env[key] = "\n".join(in_checkout(line) for line in env[key].splitlines() if line.strip())
     if "GRACEINIT_READY_FILE" in env:
         env["GRACEINIT_READY_FILE"] = str(tmp_path / "ready")
+    if "GRACEINIT_READY_PORT" in env:
+        ready_port = free_port()
+        env["GRACEINIT_READY_PORT"] = f"127.0.0.1:{ready_port}"
     if "GRACEINIT_LISTEN" in env:
         env["GRACEINIT_LISTEN"] = ",".join(local_address(a) for a in env["GRACEINIT_LISTEN"].split(","))
 
@@ -370,7 +378,7 @@ def runnable(example: Example, graceinit: Path, tmp_path: Path) -> Runnable:
     else:
         app = [sys.executable, "-c", STAND_IN]
     env.setdefault("PYTHONUNBUFFERED", "1")
-    return Runnable([str(graceinit), *options, "--", *app], env, tmp_path, port, status)
+    return Runnable([str(graceinit), *options, "--", *app], env, tmp_path, port, ready_port, status)
 
 
 def gunicorn_version() -> Tuple[int, ...]:
@@ -392,11 +400,11 @@ def remapped(status: int, example: Example) -> int:
     return remaps.get(status, status)
 
 
-def answers_http(port: int) -> bool:
+def answers_http(port: int, path: str = "/") -> bool:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
     try:
         # Connection: close, so that the server is not left reading a connection we reset.
-        connection.request("GET", "/", headers={"Connection": "close"})
+        connection.request("GET", path, headers={"Connection": "close"})
         response = connection.getresponse()
         response.read()
         return response.status == 200
@@ -425,6 +433,9 @@ def test_example_runs_without_a_warning(example: Example, graceinit_bin: Path, p
     else:
         sup.stdout.wait_for("stand-in serving", timeout=20)
     assert sup.running(), sup.stderr_text(5)
+    if run.ready_port is not None:  # the example's readiness probe: graceinit's own port
+        procfs.wait_until(lambda: answers_http(run.ready_port, "/ready") or not sup.running(), 20,
+                          lambda: f"{example.where}: the ready port {run.ready_port} says ready")
     sup.send(signal.SIGTERM)
     status = sup.wait(stop_bound(example))
     stderr = sup.stderr_text(5)

@@ -4,6 +4,7 @@ import. No process is started except where the import cost or stdout itself is t
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 from graceinit import cli
 from graceinit.config import (
     MAX_DURATION,
+    USAGE_ERROR,
     Config,
     ConfigError,
     Hooks,
@@ -213,8 +215,10 @@ def test_hook_variables_skip_blank_lines_and_comma_lists_skip_empty_items() -> N
 
 def test_misspelled_variables_get_one_warning_with_a_suggestion() -> None:
     warnings = cli.unknown_variables({"GRACEINIT_STOP_DELEY": "3", "GRACEINIT_STOP_DELAY": "1", "HOME": "/"})
-    assert warnings == ["unknown variable GRACEINIT_STOP_DELEY ignored (did you mean GRACEINIT_STOP_DELAY?)"]
-    assert cli.unknown_variables({"GRACEINIT_WHATEVER": "1"}) == ["unknown variable GRACEINIT_WHATEVER ignored"]
+    assert warnings == [("unknown variable GRACEINIT_STOP_DELEY ignored (did you mean GRACEINIT_STOP_DELAY?)",
+                         {"variable": "GRACEINIT_STOP_DELEY", "suggestion": "GRACEINIT_STOP_DELAY"})]
+    assert cli.unknown_variables({"GRACEINIT_WHATEVER": "1"}) == [
+        ("unknown variable GRACEINIT_WHATEVER ignored", {"variable": "GRACEINIT_WHATEVER"})]
 
 
 def test_variables_graceinit_sets_for_hooks_and_every_option_variable_are_not_warned_about() -> None:
@@ -323,9 +327,19 @@ def test_help_is_complete_on_its_own() -> None:
     for option in TABLE:
         assert option.long in text and option.envvar in text, option.long
     squeezed = " ".join(text.split())
-    for status in ("128+N", " 2 ", " 70 ", " 124 ", " 126 ", " 127 ", "the app's status"):
+    for status in ("128+N", " 2 ", " 70 ", " 71 ", " 124 ", " 126 ", " 127 ", "the app's status"):
         assert status in squeezed, status
     assert "README" not in text and "7 days" in text and "yes/no" in text
+
+
+def test_help_lists_every_exit_status_graceinit_itself_chooses() -> None:
+    from graceinit import hooks, lifecycle, spawn
+    from graceinit.options import EXIT_STATUSES
+
+    listed = {status for status, _ in EXIT_STATUSES}
+    chosen = {USAGE_ERROR, lifecycle.INTERNAL_ERROR, spawn.OS_REFUSED, hooks.HOOK_TIMED_OUT,
+              spawn.NOT_EXECUTABLE, spawn.NOT_FOUND}
+    assert {str(status) for status in chosen} <= listed, listed
 
 
 def test_version() -> None:
@@ -359,6 +373,15 @@ def test_a_misspelled_variable_is_warned_about_once_at_start(tmp_path) -> None:
                            " (did you mean GRACEINIT_STOP_DELAY?)\n")
     done = _run(["true"], env={"GRACEINIT_PHASE": "post", "GRACEINIT_EXIT_CODE": "0"})
     assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_a_misspelled_variable_in_json_names_the_variable_and_the_suggestion() -> None:
+    done = _run(["--log-format", "json", "true"], env={"GRACEINIT_STOP_DELEY": "3", "GRACEINIT_WHATEVER": "1"})
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stderr.splitlines()]
+    assert [(r["event"], r.get("variable"), r.get("suggestion")) for r in records] == [
+        ("unknown_variable", "GRACEINIT_STOP_DELEY", "GRACEINIT_STOP_DELAY"),
+        ("unknown_variable", "GRACEINIT_WHATEVER", None)], done.stderr
 
 
 def test_a_huge_value_is_shortened_in_the_message() -> None:
