@@ -40,9 +40,9 @@ from graceinit.options import (
 _DESCRIPTION = """Run COMMAND as a container's main process and stop it gracefully.
 
 graceinit forwards signals, reaps zombies and exits with COMMAND's status (128+N when killed
-by signal N). On SIGTERM or SIGINT it runs the stop sequence: stop hooks, stop delay, the
-forwarded signal, the grace period, SIGKILL; then leftover processes are stopped and post
-hooks run."""
+by signal N). On a stop signal (SIGTERM or SIGINT; see --stop-signals) it runs the stop
+sequence: stop hooks, stop delay, the forwarded signal, the grace period, SIGKILL; then
+leftover processes are stopped and post hooks run."""
 
 
 def _epilog() -> str:

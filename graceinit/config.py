@@ -16,7 +16,7 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+    from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
     Argv = Tuple[str, ...]
 else:
@@ -121,6 +121,10 @@ class Listen(_Frozen):
         return f"tcp://{host}:{self.port}"
 
 
+# The signals that run the stop sequence unless --stop-signals says otherwise.
+DEFAULT_STOP_SIGNALS = frozenset({_signal.SIGTERM, _signal.SIGINT})
+
+
 class Config(_Frozen):
     """Everything graceinit was told. The supervisor reads `config.<name>`."""
 
@@ -130,7 +134,7 @@ class Config(_Frozen):
         "stop_delay", "stop_delay_auto", "stop_delay_min", "stop_delay_max", "grace_period",
         "hook_timeout", "leftover_grace", "termination_budget", "ready_file", "stdout", "stderr",
         "link_stdout", "link_stderr", "listen", "notify", "restart_signal", "ready_timeout",
-        "drain_ignore", "ready_port", "ledger",
+        "drain_ignore", "stop_signals", "ready_port", "ledger",
     )
     _defaults = {
         "process_group": True,
@@ -163,6 +167,7 @@ class Config(_Frozen):
         "restart_signal": None,
         "ready_timeout": 10.0,
         "drain_ignore": (),  # normalized CIDR strings
+        "stop_signals": DEFAULT_STOP_SIGNALS,
         "ready_port": None,  # (host, port): graceinit answers readiness probes there
         "ledger": True,  # the loss fields of the termination report (ledger.py)
     }
@@ -197,8 +202,14 @@ class Config(_Frozen):
     restart_signal: Optional[int]
     ready_timeout: float
     drain_ignore: Tuple[str, ...]
+    stop_signals: FrozenSet[int]
     ready_port: Optional[Tuple[str, int]]
     ledger: bool
+
+    @property
+    def wanted_stop_delay(self) -> float:
+        """The stop delay asked for: --stop-delay, or with auto its maximum."""
+        return self.stop_delay_max if self.stop_delay_auto else self.stop_delay
 
 
 # --- numbers -----------------------------------------------------------------------------
@@ -277,6 +288,19 @@ def _valid_signal(number: int) -> bool:
     return 0 < number < 65 and number in _signal.valid_signals()
 
 
+# Never catchable.
+UNCATCHABLE = frozenset({_signal.SIGKILL, _signal.SIGSTOP})
+# Raised by the CPU for a fault in graceinit itself. A handler that returns would re-run the
+# faulting instruction forever, so these stay blocked (signals.py): a real fault still kills
+# graceinit (the kernel forces it), and a kill(2) of one stays pending instead of being forwarded.
+SYNCHRONOUS = frozenset({_signal.SIGSEGV, _signal.SIGBUS, _signal.SIGFPE, _signal.SIGILL})
+
+
+def handled(number: int) -> bool:
+    """graceinit catches it (and so can act on it or pass it on)."""
+    return _valid_signal(number) and number not in UNCATCHABLE and number not in SYNCHRONOUS
+
+
 def parse_signal(text: str) -> int:
     """`TERM`, `SIGTERM`, `sigterm`, `15`, `RTMIN+3` -> signal number."""
     name = text.strip().upper()
@@ -305,6 +329,25 @@ def parse_signal(text: str) -> int:
     if number is None or not _valid_signal(number):
         raise ConfigError("unknown signal")
     return number
+
+
+def parse_stop_signals(text: str) -> FrozenSet[int]:
+    """`TERM,INT,QUIT` -> the signals that run the stop sequence (each one graceinit can catch,
+    and not SIGCHLD, which it consumes itself)."""
+    numbers = set()
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        try:
+            number = parse_signal(item)
+        except ConfigError as error:
+            raise ConfigError(f"{item.strip()!r}: {error}") from None
+        if not handled(number) or number == _signal.SIGCHLD:
+            raise ConfigError(f"{signal_name(number)} cannot be a stop signal")
+        numbers.add(number)
+    if not numbers:
+        raise ConfigError("needs at least one signal")
+    return frozenset(numbers)
 
 
 def signal_name(number: int) -> str:
@@ -541,10 +584,11 @@ def build_config(command: Sequence[str], values: Mapping[str, Any], named: Mappi
     error: the option as typed, or the variable and its value. click's callback shares it."""
     restart = values["restart_signal"]
     if restart is not None:
-        from graceinit.signals import HANDLED_SIGNALS  # only when the option is given
-
-        if signal_name(restart) in _NOT_FOR_RESTART or restart not in HANDLED_SIGNALS:
+        if signal_name(restart) in _NOT_FOR_RESTART or not handled(restart):
             raise ConfigError(f"{named['restart_signal']}: {signal_name(restart)} cannot be the restart signal")
+    if restart is not None and restart in values["stop_signals"]:
+        raise ConfigError(f"{named['restart_signal']}: {signal_name(restart)} is also a stop signal"
+                          f" ({named['stop_signals']})")
     if values["stop_delay_min"] > values["stop_delay_max"]:
         raise ConfigError(f"{named['stop_delay_min']} is more than {named['stop_delay_max']}")
     stop_delay = values["stop_delay"]
@@ -584,6 +628,7 @@ def build_config(command: Sequence[str], values: Mapping[str, Any], named: Mappi
         restart_signal=restart,
         ready_timeout=values["ready_timeout"],
         drain_ignore=tuple(drain_ignore),
+        stop_signals=values["stop_signals"],
         ready_port=values["ready_port"],
         ledger=values["ledger"],
     )

@@ -11,7 +11,7 @@ if TYPE_CHECKING:  # typing costs every container start: annotations only
     from typing import Mapping, Optional, Tuple, Union
 
 
-class _Fact:
+class _EventBase:
     __slots__: Tuple[str, ...] = ()
 
     def __eq__(self, other: object) -> bool:
@@ -23,7 +23,7 @@ class _Fact:
         return f"{type(self).__name__}({fields})"
 
 
-class Signal(_Fact):
+class Signal(_EventBase):
     """A signal was delivered to graceinit (never SIGCHLD: that becomes Exited events)."""
 
     __slots__ = ("signum",)
@@ -32,7 +32,7 @@ class Signal(_Fact):
         self.signum = signum
 
 
-class Exited(_Fact):
+class Exited(_EventBase):
     """A child of graceinit was reaped."""
 
     __slots__ = ("pid", "wait_status")
@@ -42,7 +42,7 @@ class Exited(_Fact):
         self.wait_status = wait_status
 
 
-class Stopped(_Fact):
+class Stopped(_EventBase):
     """A child of graceinit was stopped (Ctrl-Z); reported only when the child shares
     graceinit's terminal session, where graceinit must follow it into the background."""
 
@@ -52,7 +52,7 @@ class Stopped(_Fact):
         self.pid = pid
 
 
-class Gone(_Fact):
+class Gone(_EventBase):
     """A watched process that is not our child has died."""
 
     __slots__ = ("pid",)
@@ -61,7 +61,7 @@ class Gone(_Fact):
         self.pid = pid
 
 
-class Notified(_Fact):
+class Notified(_EventBase):
     """A message on the notify socket (sd_notify: READY=1, STATUS=..., ...)."""
 
     __slots__ = ("sender", "fields")
@@ -74,4 +74,4 @@ class Notified(_Fact):
 if TYPE_CHECKING:
     Event = Union[Signal, Exited, Stopped, Gone, Notified]
 else:
-    Event = _Fact
+    Event = _EventBase

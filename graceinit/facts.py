@@ -12,7 +12,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs every container start: annotations only
     from typing import Dict, List, Optional
 
-from graceinit.spawn import Proc
+from graceinit.proc import Proc
+
+
+HURRY = 2  # the second stop signal: forward now, whatever is running
+KILL_NOW = 3  # the third (and any later one): SIGKILL now
 
 
 class StopRequest:
@@ -28,12 +32,12 @@ class StopRequest:
 
 
 class Facts:
-    __slots__ = ("stops", "restarts_requested", "procs", "hook", "early_signals")
+    __slots__ = ("stops", "restarts_requested", "children", "hook", "early_signals")
 
     def __init__(self) -> None:
         self.stops: List[StopRequest] = []
         self.restarts_requested = 0
-        self.procs: Dict[int, Proc] = {}  # started by graceinit, not yet reaped
+        self.children: Dict[int, Proc] = {}  # started by graceinit (child, hooks), not yet reaped
         self.hook: Optional[Proc] = None  # the hook running now
         self.early_signals: List[int] = []  # arrived before the child existed, no hook running
 
@@ -45,3 +49,9 @@ class Facts:
     @property
     def stop_count(self) -> int:
         return len(self.stops)
+
+    @property
+    def hurried(self) -> bool:
+        """A second stop signal has come: what still delays the forward ends now (what that
+        means in each phase: lifecycle.STOP_SIGNAL_TABLE)."""
+        return len(self.stops) >= HURRY

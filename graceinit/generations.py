@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # typing costs every container start: annotations only
 
 from graceinit.config import exit_status
 from graceinit.log import ERROR, INFO, WARNING
-from graceinit.spawn import Proc, SpawnError
+from graceinit.proc import Proc, SpawnError
 from graceinit.waits import Wait
 
 

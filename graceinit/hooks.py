@@ -1,17 +1,18 @@
-"""Hooks: which commands a phase runs, checked before anything starts, and what they see."""
+"""Hooks: which commands a phase runs, what they see, and running one to its end."""
 
 from __future__ import annotations
 
-import os
+import _signal as signal  # the C module: `signal` would import enum (every start pays)
 
-from graceinit.config import Argv, ConfigError, Hooks, exit_status
+from graceinit.config import Argv, Hooks, exit_status
 from graceinit.log import DEBUG, INFO, WARNING
-from graceinit.spawn import Environ, SpawnError, check_command
-from graceinit.terminate import EXITED, NEVER, Procs, terminate
+from graceinit.proc import Environ, SpawnError
+from graceinit.terminate import EXITED, NEVER, Children, terminate
+from graceinit.waits import Wait
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs every container start: annotations only
-    from typing import Any, List, Mapping, Optional, Sequence
+    from typing import Any, Callable, List, Mapping, Optional, Sequence
 
     from graceinit.facts import Facts
     from graceinit.report import Reporter
@@ -20,49 +21,14 @@ if TYPE_CHECKING:  # typing costs every container start: annotations only
 
 HOOK_TIMED_OUT = 124
 CANNOT_RUN = 126  # a hook that could not be started at all (no process slot, no descriptor)
+CUT_SHORT = 128 + signal.SIGTERM  # a stop hook a second stop signal ended (what it was sent)
 
 
-def commands(hooks: Hooks) -> List[Argv]:
-    """The phase's commands in the order they run: the directory's executable files by
-    name (like s6-overlay's cont-init.d), then the --*-hook commands in the order given."""
-    found: List[Argv] = []
-    if hooks.directory is not None:
-        try:
-            names = sorted(os.listdir(hooks.directory))
-        except OSError:
-            names = []  # checked at start-up; if it vanished since, there is nothing to run
-        for name in names:
-            path = os.path.join(hooks.directory, name)
-            if os.path.isfile(path) and os.access(path, os.X_OK):
-                found.append((path,))
-    found.extend(hooks.commands)
-    return found
-
-
-def validate(phase: str, hooks: Hooks, environ: Mapping[bytes, bytes]) -> None:
-    if hooks.directory is not None:
-        _check_directory(f"--{phase}-hook-dir", hooks.directory)
-    for argv in hooks.commands:
-        try:
-            check_command(argv, environ)
-        except SpawnError as error:
-            raise ConfigError(f"--{phase}-hook: {error}") from None
-
-
-def _check_directory(option: str, directory: str) -> None:
-    """The directory must exist and graceinit's user must be able to list it and look at
-    its files: otherwise every hook in it would be skipped without a word."""
-    from graceinit.output import given_as
-
-    name = given_as(option, directory)
-    if not os.path.isdir(directory):
-        raise ConfigError(f"{name} {directory!r}: no such directory")
-    try:
-        os.listdir(directory)
-    except OSError as error:
-        raise ConfigError(f"{name} {directory!r}: cannot read it: {error.strerror}") from None
-    if not os.access(directory, os.X_OK, effective_ids=os.access in os.supports_effective_ids):
-        raise ConfigError(f"{name} {directory!r}: cannot read it: no search (x) permission for uid {os.geteuid()}")
+def commands(hooks: Hooks, files: Sequence[str] = ()) -> List[Argv]:
+    """The phase's commands in the order they run: the directory's executable `files` by
+    name, as `System.hook_files` lists them (like s6-overlay's cont-init.d), then the
+    --*-hook commands in the order given."""
+    return [(path,) for path in files] + list(hooks.commands)
 
 
 def environ_for(
@@ -82,12 +48,23 @@ def environ_for(
     return env
 
 
-def run(system: Any, facts: Facts, report: Reporter, phase: str, argv: Argv, environ: Environ,
-        timeout: Optional[float]) -> Steps[int]:
+def run(
+    system: Any,
+    facts: Facts,
+    report: Reporter,
+    phase: str,
+    argv: Argv,
+    environ: Environ,
+    timeout: Optional[float],
+    escalation: Escalation = NEVER,
+    cut_short: Optional[Callable[[], bool]] = None,
+    beside: Optional[Callable[[Steps[Any]], None]] = None,
+) -> Steps[int]:
     """Run one hook in its own process group to its end, or SIGKILL it (with its group) at
-    `timeout`; returns its exit status (HOOK_TIMED_OUT, CANNOT_RUN). A failed stop or post
-    hook is reported and the sequence goes on. During a pre hook a stop signal goes to the
-    hook, so that it can abort."""
+    `timeout`; returns its exit status (HOOK_TIMED_OUT, CANNOT_RUN, CUT_SHORT). A failed stop
+    or post hook is reported and the sequence goes on. Further stop signals act on the hook as
+    `escalation` says (the life cycle's table). Once `cut_short()` holds, the hook is sent
+    SIGTERM and left to end `beside` the sequence, which goes on at once."""
     shown = show(argv)
     report.emit(INFO, "hook_started", f"{phase} hook: {shown}", phase=phase, command=shown)
     try:
@@ -100,18 +77,29 @@ def run(system: Any, facts: Facts, report: Reporter, phase: str, argv: Argv, env
         report.emit(WARNING, "hook_failed", f"{phase} hook {shown}: cannot start: {error.strerror or error}",
                     phase=phase, command=shown, status=CANNOT_RUN)
         return CANNOT_RUN
-    facts.procs[hook.pid] = hook
+    facts.children[hook.pid] = hook
     facts.hook = hook
     deadline = None if timeout is None else system.now() + timeout
-    escalation: Escalation = _StopSignalsToHook(facts) if phase == "pre" else NEVER
+    targets = Children(system, lambda: [hook])
 
     def killing(reason: str) -> None:
-        report.emit(WARNING, "hook_timed_out", f"{phase} hook {shown} still running after {timeout:g}s:"
-                    " killing it", phase=phase, command=shown, seconds=timeout)
+        if reason == "escalation":
+            report.emit(WARNING, "sigkill", f"{phase} hook {shown}: a third stop signal: SIGKILL now",
+                        phase=phase, command=shown, reason="third stop signal")
+        else:
+            report.emit(WARNING, "hook_timed_out", f"{phase} hook {shown} still running after {timeout:g}s:"
+                        " killing it", phase=phase, command=shown, seconds=timeout)
 
     try:
-        outcome = yield from terminate(system.now, Procs(system, lambda: [hook]), None, deadline,
-                                       escalation, killing)
+        if cut_short is not None and beside is not None:
+            yield Wait(lambda: not hook.running or cut_short(), deadline)
+            if hook.running and cut_short():
+                report.emit(WARNING, "hook_cut_short", f"{phase} hook {shown} cut short by a second stop"
+                            " signal: SIGTERM to it, going on", phase=phase, command=shown)
+                targets.signal(signal.SIGTERM)
+                beside(terminate(system.now, targets, None, deadline, escalation, killing))
+                return CUT_SHORT
+        outcome = yield from terminate(system.now, targets, None, deadline, escalation, killing)
     finally:
         facts.hook = None
     if outcome != EXITED:
@@ -124,21 +112,6 @@ def run(system: Any, facts: Facts, report: Reporter, phase: str, argv: Argv, env
         report.emit(DEBUG, "hook_finished", f"{phase} hook {shown} exited with status {status}",
                     phase=phase, command=shown, status=status)
     return status
-
-
-class _StopSignalsToHook:
-    """During a pre hook: each stop signal goes to the hook, so it can abort."""
-
-    def __init__(self, facts: Facts) -> None:
-        self._facts = facts
-        self._seen = 0
-
-    def pending(self) -> bool:
-        return self._facts.stop_count > self._seen
-
-    def take(self) -> Optional[int]:
-        self._seen += 1
-        return self._facts.stops[self._seen - 1].signum
 
 
 def show(argv: Sequence[str]) -> str:

@@ -253,7 +253,7 @@ def _when(words: str, one: bool) -> str:
 def _delay_cause(context: Context) -> str:
     ended = context.stop_delay_ended
     seconds = f"{round(context.stop_delay_s, 2):g} s"
-    if ended is None:
+    if ended in (None, "none"):  # "none": no delay was asked for
         return "there was no stop delay: set --stop-delay (or --stop-delay auto)"
     if ended == "hurried":
         return f"a second stop signal cut the stop delay short (ended: hurried at {seconds})"

@@ -9,10 +9,14 @@
               -> leftovers the post hooks left -> the termination report
     exit      the child's status, remapped
 
-The life cycle only acts; the event handlers in supervisor.py only record facts (facts.py),
-and the life cycle reads them each time it is resumed. Every step is reported as an event
-(report.py). The operating system is behind `System` (system.py), so unit tests replay the
-whole life against a fake one.
+The life cycle owns its phases (named below) and what each event means in each: the loop in
+supervisor.py only waits, hands each event to `handle`, and resumes the steps. Handlers only
+record facts (facts.py); the life cycle reads them each time it is resumed. What a second and
+a third stop signal do is one table (`STOP_SIGNAL_TABLE`, docs/stop-sequence.md) and one
+escalation (`StopSignalsAgain`), used by every phase and by the fallback (fallback.py) that
+takes over if the life cycle itself fails. Every step is reported as an event (report.py).
+The operating system is behind `System` (system.py), so unit tests replay the whole life
+against a fake one.
 """
 
 from __future__ import annotations
@@ -21,46 +25,144 @@ import _signal as signal  # the C module: `signal` would import enum (every star
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs every container start: annotations only
-    from typing import Any, Callable, Dict, List, Optional, Sequence
+    from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+    from graceinit.events import Event
     from graceinit.ledger import Ledger
     from graceinit.waits import Steps
 
 from graceinit import hooks
-from graceinit.hooks import show
 from graceinit.budget import Budget, budget_for
-from graceinit.config import Argv, Config, death_signal, exit_status, signal_name
-from graceinit.facts import Facts
+from graceinit.config import Argv, Config, Hooks, death_signal, exit_status, signal_name
+from graceinit.events import Exited, Notified, Signal, Stopped
+from graceinit.facts import HURRY, KILL_NOW, Facts, StopRequest
 from graceinit.generations import Generations, Restart, restart
+from graceinit.hooks import show
 from graceinit.log import DEBUG, ERROR, INFO, NOTICE, WARNING
-from graceinit.report import Reporter, StopRecord, termination_message
-from graceinit.spawn import Environ, Proc, SpawnError
-from graceinit.terminate import EXITED, Pids, Procs, send, terminate
+from graceinit.proc import Environ, Proc, SpawnError
+from graceinit.report import Reporter, StopRecord, internal_error, termination_message
+from graceinit.terminate import EXITED, Children, Pids, send, terminate
 from graceinit.waits import Wait
 
 INTERNAL_ERROR = 70
 
+# --- the phases, and what each stop signal does in each ---------------------------------
+
+STARTING = "starting"
+PRE_HOOKS = "pre hooks"
+RUNNING = "running"
+RESTART = "restart"
+STOP_HOOKS = "stop hooks"
+STOP_DELAY = "stop delay"
+GRACE_PERIOD = "grace period"
+CLEANUP = "cleanup"
+POST_HOOKS = "post hooks"
+
+PHASE_WORDS = {
+    STARTING: "while graceinit starts",
+    PRE_HOOKS: "during the pre hooks",
+    RUNNING: "while the child runs",
+    RESTART: "during a restart",
+    STOP_HOOKS: "during the stop hooks",
+    STOP_DELAY: "during the stop delay",
+    GRACE_PERIOD: "during the grace period",
+    CLEANUP: "while cleaning up leftovers",
+    POST_HOOKS: "during the post hooks",
+}
+
+# What the 1st, 2nd and 3rd stop signal do when they arrive in each phase. This is the
+# behaviour's one statement: docs/stop-sequence.md shows it (a unit test keeps them equal),
+# and each row's behaviour has a test of its own.
+STOP_SIGNAL_TABLE: Tuple[Tuple[str, str, str, str], ...] = (
+    (STARTING,
+     "the child is never started; graceinit exits 128+signal after the post hooks",
+     "nothing more to stop", "nothing more to stop"),
+    (PRE_HOOKS,
+     "goes to the running pre hook (its group), so it can abort; the child is never started",
+     "goes to the pre hook again", "SIGKILLs the pre hook"),
+    (RUNNING,
+     "starts the stop sequence: ready file removed, stop hooks",
+     "(arriving together with the first) as during the stop hooks",
+     "(arriving together with the first) as during the stop hooks"),
+    (RESTART,
+     "abandons the restart; the stop sequence stops every generation",
+     "as during the stop hooks", "as during the stop hooks"),
+    (STOP_HOOKS,
+     "(the child exited on its own) noted; the stop hooks run on",
+     "SIGTERM to the running stop hook's group, the other stop hooks and the stop delay are"
+     " skipped, the stop signal is forwarded at once",
+     "SIGKILLs the child's group and the stop hook's group"),
+    (STOP_DELAY,
+     "-",
+     "ends the stop delay: the stop signal is forwarded at once",
+     "SIGKILLs the child's group"),
+    (GRACE_PERIOD,
+     "-",
+     "forwarded to the child again",
+     "SIGKILLs the child's group"),
+    (CLEANUP,
+     "(the child is gone) noted",
+     "noted: leftovers already have SIGTERM",
+     "SIGKILLs the leftover processes at once"),
+    (POST_HOOKS,
+     "(the child is gone) noted; the post hook runs on (at most --hook-timeout)",
+     "noted",
+     "SIGKILLs the running post hook's group; the next post hooks still run"),
+)
+
+
+def _nothing(signum: int) -> int:
+    return 0
+
+
+def _same(signum: int) -> int:
+    return signum
+
+
+class StopSignalsAgain:
+    """An escalation (terminate.py) by stop signals after the first `answered` ones: each
+    gets `resend(its signal)` (0: nothing is sent), and the third in all is SIGKILL."""
+
+    __slots__ = ("_facts", "_resend", "_seen")
+
+    def __init__(self, facts: Facts, answered: int, resend: Callable[[int], int] = _nothing) -> None:
+        self._facts = facts
+        self._resend = resend
+        self._seen = answered
+
+    def pending(self) -> bool:
+        return self._facts.stop_count > self._seen
+
+    def take(self) -> Optional[int]:
+        self._seen += 1
+        if self._seen >= KILL_NOW:
+            return signal.SIGKILL
+        return self._resend(self._facts.stops[self._seen - 1].signum) or None
+
+
+def grace_escalation(facts: Facts, rewrite: Callable[[int], int]) -> StopSignalsAgain:
+    """Once the stop signal is forwarded: the first stop signal, and a second one already
+    received, are answered by that forward (the second hurried it); a later second one is
+    forwarded again, and the third SIGKILLs."""
+    return StopSignalsAgain(facts, min(facts.stop_count, HURRY), rewrite)
+
 
 class Lifecycle:
-    def __init__(
-        self,
-        config: Config,
-        system: Any,
-        report: Reporter,
-        environ: Environ,
-        facts: Facts,
-        generations: Generations,
-        background: Callable[[Steps[Any]], None],
-    ) -> None:
+    def __init__(self, config: Config, system: Any, report: Reporter, environ: Environ) -> None:
         self.config = config
         self.system = system
         self.report = report
         self.environ = environ
-        self.facts = facts
-        self.generations = generations
-        self._background = background  # runs a step beside the life cycle (old generations)
-        self.phase = "starting"
-        self.status: Optional[int] = None  # before remapping; the child's, once it has one
+        self.facts = Facts()
+        self.generations = Generations()
+        # Steps that run beside the life cycle (an old generation being stopped, a stop hook
+        # cut short): the loop takes them from here and resumes them.
+        self.beside: List[Steps[Any]] = []
+        self.phase = STARTING
+        self.phase_started = system.now()
+        # graceinit's status when the child never gave one: a pre hook's, a failed spawn's,
+        # 128+signal when stopped before the child started.
+        self.status_without_child: Optional[int] = None
         self.record: Optional[StopRecord] = None
         self.ledger: Optional[Ledger] = None  # from the stop signal on (ledger.py)
         self.post_hooks_started = False
@@ -71,9 +173,21 @@ class Lifecycle:
         self.budget: Budget = budget_for(
             config.termination_budget,
             config.leftover_grace,
-            len(hooks.commands(config.post_hooks)) if config.termination_budget is not None else 0,
+            len(self.hook_commands(config.post_hooks)) if config.termination_budget is not None else 0,
             config.hook_timeout,
         )
+
+    def steps(self) -> Steps[int]:
+        """The life cycle; if it fails (a bug), the fallback keeps the PID-1 promise."""
+        try:
+            self._warn_about_budget()
+            return (yield from self.run())
+        except Exception:
+            internal_error(self.report, "internal error in the stop sequence; falling back to:"
+                           " forward, grace period, SIGKILL, post hooks")
+        from graceinit.fallback import fallback  # only after a bug
+
+        return (yield from fallback(self))
 
     # --- the life cycle ------------------------------------------------------------------
 
@@ -81,26 +195,27 @@ class Lifecycle:
         config, facts, generations = self.config, self.facts, self.generations
 
         # start: pre hooks, then the child
-        self.phase = "pre hooks"
-        for argv in hooks.commands(config.pre_hooks):
-            status = yield from self._run_hook("pre", argv)
+        self._enter(PRE_HOOKS)
+        for argv in self.hook_commands(config.pre_hooks):
+            # each stop signal goes to the pre hook, so that it can abort; the third SIGKILLs
+            status = yield from self._run_hook("pre", argv, StopSignalsAgain(facts, 0, _same))
             if facts.stop is not None:
                 break
             if status != 0:
                 self._say(ERROR, "pre_hook_failed", f"pre hook {show(argv)} failed with status {status}:"
                           " not starting the child", command=show(argv), status=status)
-                self.status = status
+                self.status_without_child = status
                 break
-        if self.status is None and facts.stop is None:
+        if self.status_without_child is None and facts.stop is None:
             self._start_child()
         if generations.current is None and facts.stop is not None:
             name = signal_name(facts.stop.signum)
             self._say(INFO, "not_started", f"{name} before the child started: not starting it", signal=name)
-            self.status = 128 + facts.stop.signum
+            self.status_without_child = 128 + facts.stop.signum
 
         if generations.current is not None:
             # running, until a stop signal or the child's exit; restarts on the way
-            self.phase = "running"
+            self._enter(RUNNING)
             while True:
                 self._set_ready(self._should_be_ready())
                 yield Wait(lambda: facts.stop is not None or not generations.current_running()
@@ -110,44 +225,52 @@ class Lifecycle:
                     break
                 if facts.restarts_requested > self._restarts_done:
                     self._restarts_done = facts.restarts_requested  # requests meanwhile merge
-                    self.phase = "restart"
+                    self._enter(RESTART)
                     yield from restart(generations, self._restart_needs())
-                    self.phase = "running"
+                    self._enter(RUNNING)
 
             # stop: ready file, stop hooks, stop delay, forward, grace period, SIGKILL
             self._set_ready(False)  # readiness goes red first
             stop = facts.stop
             if stop is not None:
                 self.record = StopRecord(signal_name(stop.signum), stop.at, config.termination_budget)
-                self.ledger = self._open_ledger() if config.ledger else None
-            self.phase = "stop hooks"
-            yield from self._run_phase_hooks("stop", config.stop_hooks, "stop_hooks")
+            self._enter(STOP_HOOKS)
+            yield from self._stop_hooks()
             if stop is not None and self._stop_targets():
-                self.phase = "stop delay"
-                yield from self._stop_delay()
+                if config.wanted_stop_delay > 0:  # none asked for: no delay, and nothing to report
+                    self._enter(STOP_DELAY)
+                    yield from self._stop_delay()
                 if self._stop_targets():
-                    self.phase = "grace period"
+                    self._enter(GRACE_PERIOD)
                     yield from self._forward_and_grace()
             if generations.running():  # old generations still being stopped in the background
                 yield Wait(lambda: not generations.running())
-            if self.ledger is not None:
-                self.ledger.exited()
-            current = generations.current
-            self.status = exit_status(current.wait_status if current.wait_status is not None else 0)
 
         # after the child: leftovers, then post hooks
-        self.phase = "cleanup"
+        self._enter(CLEANUP)
         self.system.take_back_terminal()
         yield from self._stop_leftovers()
-        self.phase = "post hooks"
+        self._enter(POST_HOOKS)
         self.post_hooks_started = True
-        yield from self._run_phase_hooks("post", config.post_hooks, "post_hooks")
+        yield from self._post_hooks()
         yield from self._stop_leftovers()  # daemons a post hook started (as PID 1 the kernel would)
 
-        code = self.exit_status()
+        code = self.exit_code()
         self._say(INFO, "exiting", f"exiting with status {code}", status=code)
         self._termination_report(code)
         return code
+
+    def _enter(self, phase: str) -> None:
+        """The one place the phase changes (and when it did). The ledger reads its counters at
+        the stop's boundaries: the stop signal, the forward, the app's exit."""
+        self.phase = phase
+        self.phase_started = self.system.now()
+        if phase == STOP_HOOKS and self.record is not None and self.config.ledger:
+            self.ledger = self._open_ledger()
+        elif self.ledger is not None and phase == GRACE_PERIOD:
+            self.ledger.forwarded()
+        elif self.ledger is not None and phase == CLEANUP:
+            self.ledger.exited()
 
     # --- start ---------------------------------------------------------------------------
 
@@ -156,9 +279,9 @@ class Lifecycle:
             child = self.system.spawn_child(self.config.command, self.environ)
         except SpawnError as error:
             self._say(ERROR, "spawn_failed", str(error), status=error.status)
-            self.status = error.status
+            self.status_without_child = error.status
             return
-        self.facts.procs[child.pid] = child
+        self.facts.children[child.pid] = child
         self.generations.current = child
         if self.report.enabled(INFO):  # quoting the command costs an import on the start-up path
             self._say(INFO, "child_started", f"started {show(self.config.command)} as pid {child.pid}",
@@ -198,43 +321,57 @@ class Lifecycle:
 
         def spawn() -> Proc:
             proc = self.system.spawn_child(config.command, self.environ)
-            self.facts.procs[proc.pid] = proc
+            self.facts.children[proc.pid] = proc
             return proc
 
         return Restart(
             spawn=spawn,
             now=self.system.now,
             stopping=lambda: self.facts.stop is not None,
-            retire=self.retire,
+            retire=self._retire,
             became_current=lambda: self._set_ready(self._should_be_ready()),
             say=self._say,
             ready_timeout=config.ready_timeout,
             notify=config.notify,
         )
 
-    def retire(self, proc: Proc) -> None:
-        """Stop one generation in the background: SIGTERM (after -r), SIGKILL after the grace
-        period, while the loop goes on serving everything else."""
+    def _retire(self, proc: Proc) -> None:
+        """Stop one generation beside the life cycle: SIGTERM (after -r), SIGKILL after the
+        grace period, while the loop goes on serving everything else."""
         self.generations.retiring.append(proc)
         grace = self.config.grace_period
         deadline = None if grace is None else self.system.now() + grace
-        targets = self._procs(lambda: [proc] if proc.running else [])
+        targets = self._group_or_pid(lambda: [proc] if proc.running else [])
 
         def killing(reason: str) -> None:
             self._say(WARNING, "sigkill", f"old child {proc.pid} still running after the grace period:"
                       " SIGKILL", pid=proc.pid, reason=reason)
 
-        signum = self._stop_signal_to_send(signal.SIGTERM)
+        signum = self.rewritten(signal.SIGTERM)
         if signum:
             self._say(INFO, "stop_forwarded", f"sending {signal_name(signum)} to child {proc.pid}",
                       pid=proc.pid, signal=signal_name(signum))
-        self._background(terminate(self.system.now, targets, signum, deadline, before_kill=killing))
+        self.beside.append(terminate(self.system.now, targets, signum, deadline, before_kill=killing))
 
     # --- stop ----------------------------------------------------------------------------
 
     def _stop_targets(self) -> List[Proc]:
         """The generations the stop signal goes to (old ones already got theirs)."""
         return [proc for proc in self.generations.running() if proc not in self.generations.retiring]
+
+    def _stop_hooks(self) -> Steps[None]:
+        """Each stop hook to its end; a second stop signal cuts them short (STOP_SIGNAL_TABLE)."""
+        facts = self.facts
+        started = self.system.now()
+        for argv in self.hook_commands(self.config.stop_hooks):
+            if facts.hurried:
+                break
+            status = yield from self._run_hook("stop", argv, StopSignalsAgain(facts, HURRY),
+                                               cut_short=lambda: facts.hurried)
+            if status != 0 and self.record is not None:
+                self.record.failed_hooks.append(show(argv))
+        if self.record is not None:
+            self.record.spent("stop_hooks", self.system.now() - started)
 
     def _stop_delay(self) -> Steps[None]:
         """The child keeps serving for a while (stopdelay.py: fixed, or until traffic stops)."""
@@ -244,7 +381,7 @@ class Lifecycle:
         current = self.generations.current
         delay = StopDelay(self.config, self.system, self.report, self.facts, self.budget,
                           self._stop_targets, current.pid if current else 0)
-        yield from delay.run(self.record)
+        yield from delay.run(self.record, self.phase_started)  # counted from the phase, not the import
 
     def _forward_and_grace(self) -> Steps[None]:
         """Forward the stop signal, wait the grace period, SIGKILL what is left."""
@@ -253,9 +390,7 @@ class Lifecycle:
         started = self.system.now()
         grace = self.config.grace_period
         deadline = self.budget.cap(None if grace is None else started + grace, facts.stop.at)
-        signum = self._stop_signal_to_send(facts.stop.signum)
-        if self.ledger is not None:
-            self.ledger.forwarded()
+        signum = self.rewritten(facts.stop.signum)
         for proc in self._stop_targets():
             if signum:
                 self._say(INFO, "stop_forwarded", f"sending {signal_name(signum)} to child {proc.pid}",
@@ -264,34 +399,37 @@ class Lifecycle:
         record.ended_by = "signal"
 
         def killing(reason: str) -> None:
-            if reason == "escalation":
-                self._say(WARNING, "sigkill", f"{signal_name(facts.stops[-1].signum)} a third time:"
-                          " SIGKILL now", reason="third stop signal")
-            else:
-                self._say(WARNING, "sigkill", "grace period over and the child is still running: SIGKILL",
-                          reason="grace period over")
+            self.killing_children(reason)
             record.ended_by = "sigkill"
             if self.ledger is not None:
                 self.ledger.sigkill(reason)
 
-        # The first stop signal started the sequence; a second one may have cut the delay.
-        used = 2 if record.stop_delay_ended == "hurried" else 1
-        escalation = _StopSignalsAgain(facts, self._stop_signal_to_send, used)
-        targets = self._procs(self._stop_targets)
+        escalation = grace_escalation(facts, self.rewritten)
+        targets = self._group_or_pid(self._stop_targets)
         outcome = yield from terminate(self.system.now, targets, signum, deadline, escalation, killing)
         if outcome != EXITED:
-            self._procs(self.generations.running).kill()  # old generations go too
+            self._group_or_pid(self.generations.running).kill()  # old generations go too
         record.spent("grace", self.system.now() - started)
 
-    def _stop_signal_to_send(self, signum: int) -> int:
-        """After -r; 0 when rewritten to nothing."""
+    def killing_children(self, reason: str) -> None:
+        """Say why the child gets SIGKILL ("escalation": a third stop signal; or its deadline)."""
+        if reason == "escalation":
+            self._say(WARNING, "sigkill", f"{signal_name(self.facts.stops[-1].signum)} a third time:"
+                      " SIGKILL now", reason="third stop signal")
+        else:
+            self._say(WARNING, "sigkill", "grace period over and the child is still running: SIGKILL",
+                      reason="grace period over")
+
+    def rewritten(self, signum: int) -> int:
+        """A signal after -r; 0 when rewritten to nothing."""
         return self.config.rewrite.get(signum, signum)
 
     # --- after the child -----------------------------------------------------------------
 
     def _stop_leftovers(self) -> Steps[None]:
-        """SIGTERM whatever still runs under us, SIGKILL it after --leftover-grace, and wait
-        for it: tini and dumb-init leave it to be SIGKILLed by the kernel mid-write."""
+        """SIGTERM whatever still runs under us, SIGKILL it after --leftover-grace (or at a
+        third stop signal), and wait for it: tini and dumb-init leave it to be SIGKILLed by
+        the kernel mid-write."""
         pids = self.system.leftovers()
         if not pids:
             return None
@@ -303,29 +441,35 @@ class Lifecycle:
 
         def killing(reason: str) -> None:
             lingering = sorted(targets.lingering)
-            self._say(WARNING, "leftovers_killed", f"leftover process(es) {lingering} still running after"
-                      f" {grace:g}s: SIGKILL", pids=lingering)
+            why = "a third stop signal" if reason == "escalation" else f"still running after {grace:g}s"
+            self._say(WARNING, "leftovers_killed", f"leftover process(es) {lingering} {why}: SIGKILL",
+                      pids=lingering)
             if self.record is not None:
                 self.record.leftovers_killed += len(lingering)
 
-        yield from terminate(self.system.now, targets, signal.SIGTERM, started + grace, before_kill=killing)
+        escalation = StopSignalsAgain(self.facts, self.facts.stop_count)
+        yield from terminate(self.system.now, targets, signal.SIGTERM, started + grace, escalation, killing)
         if self.record is not None:
             self.record.leftovers_terminated += len(pids)
             self.record.spent("leftovers", self.system.now() - started)
         return None
 
-    # --- hooks ---------------------------------------------------------------------------
-
-    def _run_phase_hooks(self, phase: str, phase_hooks: Any, record_as: str) -> Steps[None]:
+    def _post_hooks(self) -> Steps[None]:
         started = self.system.now()
-        for argv in hooks.commands(phase_hooks):
-            status = yield from self._run_hook(phase, argv)
+        for argv in self.hook_commands(self.config.post_hooks):
+            status = yield from self._run_hook("post", argv, StopSignalsAgain(self.facts, self.facts.stop_count))
             if status != 0 and self.record is not None:
                 self.record.failed_hooks.append(show(argv))
         if self.record is not None:
-            self.record.spent(record_as, self.system.now() - started)
+            self.record.spent("post_hooks", self.system.now() - started)
 
-    def _run_hook(self, phase: str, argv: Argv) -> Steps[int]:
+    # --- hooks ---------------------------------------------------------------------------
+
+    def hook_commands(self, phase_hooks: Hooks) -> List[Argv]:
+        return hooks.commands(phase_hooks, self.system.hook_files(phase_hooks.directory))
+
+    def _run_hook(self, phase: str, argv: Argv, escalation: StopSignalsAgain,
+                  cut_short: Optional[Callable[[], bool]] = None) -> Steps[int]:
         """Run one hook to its end or its timeout; returns its exit status."""
         current = self.generations.current
         post = phase == "post"
@@ -333,17 +477,106 @@ class Lifecycle:
             self.environ,
             phase,
             current.pid if current else None,
-            exit_code=self.exit_status() if post else None,
+            exit_code=self.exit_code() if post else None,
             exit_signal=self._child_death_signal() if post else None,
         )
         return (yield from hooks.run(self.system, self.facts, self.report, phase, argv, environ,
-                                     self.config.hook_timeout))
+                                     self.config.hook_timeout, escalation, cut_short, self.beside.append))
+
+    # --- events: record facts ------------------------------------------------------------
+
+    def ours(self) -> Optional[Dict[int, Proc]]:
+        """The processes whose exits are events; orphans' exits are reaped without one
+        unless they are logged."""
+        return None if self.report.enabled(DEBUG) else self.facts.children
+
+    def handle(self, event: Event) -> bool:
+        """Record what happened; True when it is a fact the life cycle may be waiting for
+        (an ordinary signal passed on is not: forwarding stays one short path)."""
+        if isinstance(event, Signal):
+            return self._on_signal(event.signum)
+        if isinstance(event, Exited):
+            return self._on_exited(event.pid, event.wait_status)
+        if isinstance(event, Stopped):
+            current = self.generations.current
+            if current is not None and event.pid == current.pid and current.pgid:
+                self._say(INFO, "child_suspended", f"child {event.pid} stopped from the terminal:"
+                          " following it", pid=event.pid)
+                self.system.suspend_with(current.pgid)
+            return False
+        if isinstance(event, Notified):
+            self._on_notified(event.sender, event.fields)
+        # Gone: a watched leftover died; the step waiting for it looks for itself.
+        return True
+
+    def _on_signal(self, signum: int) -> bool:
+        facts, phase = self.facts, self.phase
+        if signum in self.config.stop_signals:
+            name = signal_name(signum)
+            facts.stops.append(StopRequest(signum, facts.stop_count + 1, self.system.now()))
+            self._say(INFO, "stop_signal", f"{name} received {PHASE_WORDS[phase]}"
+                      f" (stop signal #{facts.stop_count})", signal=name, count=facts.stop_count, phase=phase)
+            return True
+        if signum == self.config.restart_signal:
+            if phase not in (RUNNING, RESTART) or facts.stop is not None:
+                self._say(WARNING, "restart_ignored", f"restart signal ignored {PHASE_WORDS[phase]}",
+                          phase=phase)
+                return False
+            if phase == RESTART:
+                self._say(INFO, "restart_queued", "restart signal during a restart: one more restart queued")
+            facts.restarts_requested += 1
+            return True
+        if facts.hook is not None and phase in (PRE_HOOKS, POST_HOOKS):
+            # The program has not started (or is gone): the hook running now gets it.
+            self.system.send_group(facts.hook.pgid, signum)
+        elif self.generations.current is None and phase in (STARTING, PRE_HOOKS):
+            facts.early_signals.append(signum)  # forwarded once the child exists
+        else:
+            self.forward(signum)
+        return False
+
+    def _on_exited(self, pid: int, wait_status: int) -> bool:
+        proc = self.facts.children.pop(pid, None)
+        if proc is None:
+            if self.report.enabled(DEBUG):  # a burst can be 10,000 orphans: format lazily
+                self._say(DEBUG, "orphan_reaped", f"reaped orphan {pid} (status {exit_status(wait_status)})",
+                          pid=pid, status=exit_status(wait_status))
+            return False
+        proc.wait_status = wait_status
+        generations = self.generations
+        if proc is generations.current or proc is generations.candidate or proc in generations.retiring:
+            status = exit_status(wait_status)
+            what = generations.describe(proc)
+            self._say(INFO, "child_exited", f"{what} {pid} exited with status {status}",
+                      pid=pid, status=status, generation=what.split()[0])
+        return True
+
+    def _on_notified(self, sender: Optional[int], fields: Any) -> None:
+        generations, system = self.generations, self.system
+        if sender is None:
+            return
+        generation = generations.of_sender(sender, system.ancestry(sender), system.exists(sender))
+        if generation is None:
+            self._say(DEBUG, "notify_ignored", f"notify message from unknown pid {sender}"
+                      f" ignored: {dict(fields)}", pid=sender)
+            return
+        if "STATUS" in fields:
+            self._say(INFO, "child_status", f"pid {generation.pid} status: {fields['STATUS']}",
+                      pid=generation.pid, status_text=fields["STATUS"])
+        if fields.get("READY") == "1" and generation.pid not in generations.ready:
+            generations.ready.add(generation.pid)
+            self._say(INFO, "child_ready", f"pid {generation.pid} is ready", pid=generation.pid)
+        # Named one by one: event names are an interface, listed in docs/events.md.
+        if fields.get("RELOADING") == "1":
+            self._say(INFO, "child_reloading", f"pid {generation.pid}: reloading", pid=generation.pid)
+        if fields.get("STOPPING") == "1":
+            self._say(INFO, "child_stopping", f"pid {generation.pid}: stopping", pid=generation.pid)
 
     # --- signals and statuses ------------------------------------------------------------
 
     def forward(self, signum: int) -> None:
         """A signal that is not ours to act on goes to the serving generations."""
-        target = self.config.rewrite.get(signum, signum)
+        target = self.rewritten(signum)
         if target == 0:
             self._say(DEBUG, "signal_dropped", f"{signal_name(signum)} dropped (rewritten to 0)",
                       signal=signal_name(signum))
@@ -355,8 +588,12 @@ class Lifecycle:
             return
         send(self.system, serving, target, not self.config.single_child)
 
-    def _procs(self, procs: Callable[[], Sequence[Proc]]) -> Procs:
-        return Procs(self.system, procs, not self.config.single_child)
+    def _group_or_pid(self, procs: Callable[[], Sequence[Proc]]) -> Children:
+        return Children(self.system, procs, not self.config.single_child)
+
+    def kill_children(self) -> None:
+        """SIGKILL every child generation and its group (startup.py's last resort)."""
+        self._group_or_pid(self.generations.running).kill()
 
     def _child_death_signal(self) -> Optional[str]:
         current = self.generations.current
@@ -365,25 +602,23 @@ class Lifecycle:
         signum = death_signal(current.wait_status)
         return signal_name(signum) if signum else None
 
-    def exit_status(self) -> int:
-        """graceinit's exit status: the child's (or why there is none), after -e."""
+    def exit_code(self) -> int:
+        """graceinit's exit code: the child's status (or why there is none), after -e."""
         current = self.generations.current
         if current is not None and current.wait_status is not None:
             status = exit_status(current.wait_status)
         else:
-            status = self.status if self.status is not None else 0
+            status = self.status_without_child if self.status_without_child is not None else 0
         return self.config.remap_exit.get(status, status)
 
     def _termination_report(self, code: int) -> None:
         stop = self.facts.stop
         if stop is None:
             return
-        if self.record is None:  # stopped before the child ran
+        if self.record is None:  # stopped before the child ran, or after it had exited
             self.record = StopRecord(signal_name(stop.signum), stop.at, self.config.termination_budget)
-            self.record.ended_by = "not started"
-        from graceinit.log import dropped_total
-
-        fields = self.record.fields(code, self.system.now(), dropped_total())
+            self.record.ended_by = "not started" if self.generations.current is None else "exit"
+        fields = self.record.fields(code, self.system.now(), self.report.dropped())
         fields.update(self._ledger_fields())
         self._say(NOTICE, "termination_report", termination_message(fields), **fields)
 
@@ -419,26 +654,16 @@ class Lifecycle:
             self._say(WARNING, "losses", message, **{k: v for k, v in fields.items() if k != "losses_by_phase"})
         return fields
 
+    def _warn_about_budget(self) -> None:
+        config = self.config
+        if config.termination_budget is None:
+            return
+        from graceinit.budget import fit_warning
+
+        stop_hooks = len(self.hook_commands(config.stop_hooks)) * (config.hook_timeout or 0.0)
+        warning = fit_warning(self.budget, stop_hooks, config.wanted_stop_delay, config.grace_period)
+        if warning:
+            self._say(WARNING, "budget_warning", warning, budget_s=config.termination_budget)
+
     def _say(self, level: int, event: str, msg: str, **fields: Any) -> None:
         self.report.emit(level, event, msg, **fields)
-
-
-
-
-class _StopSignalsAgain:
-    """During the grace period: each further stop signal forwards the stop signal again; the
-    third in all SIGKILLs."""
-
-    def __init__(self, facts: Facts, rewrite: Callable[[int], int], used: int) -> None:
-        self._facts = facts
-        self._rewrite = rewrite
-        self._seen = used
-
-    def pending(self) -> bool:
-        return self._facts.stop_count > self._seen
-
-    def take(self) -> Optional[int]:
-        self._seen += 1
-        if self._seen >= 3:
-            return signal.SIGKILL
-        return self._rewrite(self._facts.stops[self._seen - 1].signum) or None

@@ -3,7 +3,7 @@
 Two readers build on this table and nothing else: cli.py parses it on every container start
 (cheaply, without click), and clickapp.py turns it into a click command when a person needs
 one (--help, --version, shell completion). Adding an option means adding a row here, a field
-to Config, and (if it is not a plain copy) a line in cli.build_config.
+to Config, and (if it is not a plain copy) a line in config.build_config.
 """
 
 from __future__ import annotations
@@ -17,6 +17,11 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Optional, Tuple
 
 ENV_PREFIX = "GRACEINIT_"
+
+def envvar_for(option: str) -> str:
+    """The GRACEINIT_* variable of a long option: --stop-delay -> GRACEINIT_STOP_DELAY."""
+    return ENV_PREFIX + option.lstrip("-").upper().replace("-", "_")
+
 
 # How an option takes its value.
 FLAG = "flag"  # --notify; the variable is a boolean
@@ -63,7 +68,7 @@ class Option:
 
     @property
     def envvar(self) -> str:
-        return ENV_PREFIX + self.long[2:].upper().replace("-", "_")
+        return envvar_for(self.long)
 
     @property
     def takes_value(self) -> bool:
@@ -97,6 +102,10 @@ TABLE: Tuple[Option, ...] = (
            help="Run before the child; non-zero exit: the child is not started. Repeatable."),
     Option("pre_hook_dir", ("--pre-hook-dir",), VALUE, parser=_c.parse_path, metavar="DIR",
            help="Run every executable file in DIR, in name order, before the child."),
+    Option("stop_signals", ("--stop-signals",), VALUE, parser=_c.parse_stop_signals,
+           default=_c.DEFAULT_STOP_SIGNALS, shown_default="TERM,INT", metavar="SIG[,...]", env_help=_LIST_ENV,
+           help="The signals that run the stop sequence (e.g. TERM,INT,QUIT for nginx's STOPSIGNAL);"
+           " -r still decides what the child gets."),
     Option("stop_hook", ("--stop-hook",), MULTIPLE, parser=_c.parse_optional_hook, default=(), metavar="CMD",
            splitter="\n", env_help=_HOOK_ENV,
            help="Run as soon as the stop signal arrives, before the stop delay. Repeatable."),

@@ -10,10 +10,10 @@ import stat
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs every container start: annotations only
-    from typing import List, Optional, Tuple
+    from typing import FrozenSet, List, Optional, Tuple
 
 from graceinit import log
-from graceinit.config import Config, ConfigError
+from graceinit.config import Config, ConfigError, signal_name
 
 LOG_FILE_MODE = 0o640
 
@@ -34,7 +34,9 @@ class ChildOutput:
 
 def given_as(option: str, value: str) -> str:
     """What the user typed: the option, or the GRACEINIT_* variable that set `value`."""
-    variable = "GRACEINIT_" + option.lstrip("-").replace("-", "_").upper()
+    from graceinit.options import envvar_for  # loaded already: cli.py parses with it
+
+    variable = envvar_for(option)
     return variable if os.environ.get(variable) == value else option
 
 
@@ -49,18 +51,18 @@ def prepare(config: Config) -> ChildOutput:
         _check_ready_file(config.ready_file)
     stdout = stderr = None
     if config.stdout:
-        stdout = _open_log("--stdout", config.stdout)
+        stdout = _open_log("--stdout", config.stdout, config.stop_signals)
         if stdout is None:  # a stop signal ended the wait for a reader: nothing will start
             return ChildOutput()
     if config.stderr:
-        stderr = _open_log("--stderr", config.stderr)
+        stderr = _open_log("--stderr", config.stderr, config.stop_signals)
     return ChildOutput(stdout=stdout, stderr=stderr)
 
 
 # --- the files the child writes -------------------------------------------------------------
 
 
-def _open_log(option: str, path: str) -> Optional[int]:
+def _open_log(option: str, path: str, stop_signals: FrozenSet[int]) -> Optional[int]:
     """The log file, opened for appending. A FIFO without a reader yet (a log collector
     that starts after the app) is waited for, and a stop signal ends the wait: then None,
     with the signal pending again for the supervisor (the app is not started)."""
@@ -73,9 +75,10 @@ def _open_log(option: str, path: str) -> Optional[int]:
     except OSError as error:
         if error.errno != errno.ENXIO or not _is_fifo(path):
             raise ConfigError(f"{given_as(option, path)} {path!r}: cannot open for writing: {error.strerror}") from None
+        names = " or ".join(sorted(signal_name(signum) for signum in stop_signals))
         log.warning(f"{given_as(option, path)} {path!r} is a FIFO with no reader yet: waiting for one"
-                    " (SIGTERM or SIGINT stops graceinit)", event="fifo_waiting", path=path)
-        opened = _open_unless_stopped(path, flags & ~os.O_CREAT)
+                    f" ({names} stops graceinit)", event="fifo_waiting", path=path)
+        opened = _open_unless_stopped(path, flags & ~os.O_CREAT, stop_signals)
         if opened is None:
             return None
         fd = opened
@@ -97,14 +100,13 @@ class _StopWhileWaiting(Exception):
     pass
 
 
-def _open_unless_stopped(path: str, flags: int) -> Optional[int]:
-    """A blocking open that SIGTERM or SIGINT interrupts (every other signal stays blocked
+def _open_unless_stopped(path: str, flags: int, stop_signals: FrozenSet[int]) -> Optional[int]:
+    """A blocking open that a stop signal interrupts (every other signal stays blocked
     and pending, for the child). Returns None when stopped, after making the stop signals
     pending again, so they are handled like any stop signal during start-up."""
     import _signal as signal
 
-    from graceinit.signals import STOP_SIGNALS
-
+    stopping = tuple(stop_signals)
     received: List[int] = []
 
     def interrupt(signum: int, frame: object) -> None:
@@ -112,13 +114,13 @@ def _open_unless_stopped(path: str, flags: int) -> Optional[int]:
         if len(received) == 1:
             raise _StopWhileWaiting()  # ends the open's EINTR retry (PEP 475); only once
 
-    previous = {signum: signal.signal(signum, interrupt) for signum in STOP_SIGNALS}
+    previous = {signum: signal.signal(signum, interrupt) for signum in stopping}
     try:
         try:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping)
             return os.open(path, flags)
         finally:
-            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+            signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
     except _StopWhileWaiting:
         # A stop in the instant between the open succeeding and the signals being blocked
         # again loses the descriptor just opened; graceinit is stopping anyway.

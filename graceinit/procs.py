@@ -73,6 +73,29 @@ def leftovers() -> List[int]:
     return pids
 
 
+def tree(root_pid: int) -> List[int]:
+    """root_pid and its descendants, from /proc/PID/task/TID/children (no psutil import: it
+    costs more than the walk). Empty when /proc is not graceinit's: what it lists there is
+    not provably ours."""
+    if not proc_is_ours():
+        return []
+    found, index = [root_pid], 0
+    while index < len(found) and len(found) < 100_000:
+        pid = found[index]
+        index += 1
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{task}/children", "rb") as children:
+                    found.extend(int(child) for child in children.read().split())
+            except OSError:
+                pass
+    return found
+
+
 def _has_children() -> bool:
     """Cheap first look: no child means no descendant (orphans are re-parented to us)."""
     pid = os.getpid()

@@ -27,6 +27,9 @@ class Reporter(Protocol):
 
     def enabled(self, level: int) -> bool: ...
 
+    def dropped(self) -> int:
+        """How many log lines could not be written (the termination report says so)."""
+
 
 def internal_error(report: Reporter, message: str) -> None:
     """A bug in graceinit, reported with the traceback of the exception being handled."""
@@ -44,6 +47,9 @@ class LogReporter:
     def enabled(self, level: int) -> bool:
         return log.enabled(level)
 
+    def dropped(self) -> int:
+        return log.dropped_total()
+
 
 class StopRecord:
     """What the termination report tells: when each phase of the stop started and ended."""
@@ -53,7 +59,7 @@ class StopRecord:
         self.at = at
         self.budget_s = budget_s
         self.phases: Dict[str, float] = {}  # phase -> seconds spent
-        self.stop_delay_ended: Optional[str] = None
+        self.stop_delay_ended = "none"  # no delay was asked for; else why it ended
         self.forwarded = False
         self.ended_by = "exit"
         self.leftovers_terminated = 0
@@ -86,7 +92,7 @@ class StopRecord:
 def termination_message(fields: Dict[str, Any]) -> str:
     """The report as one text line."""
     delay = f"stop delay {fields['stop_delay_s']:g}s"
-    if fields.get("stop_delay_ended"):
+    if fields["stop_delay_ended"] != "none":
         delay += f" ({fields['stop_delay_ended']})"
     parts = [
         f"termination report: {fields['signal']} -> exit {fields['status']} in {fields['total_s']:g}s,"

@@ -15,17 +15,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs every container start: annotations only
     from typing import Iterable, List, Set
 
-# Never catchable.
-_UNCATCHABLE = {signal.SIGKILL, signal.SIGSTOP}
-# Raised by the CPU for a fault in graceinit itself. A handler that returns would re-run the
-# faulting instruction forever, so these stay blocked: a real fault still kills graceinit (the
-# kernel forces it), and a kill(2) of one stays pending instead of being forwarded.
-SYNCHRONOUS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL})
-STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
-
+from graceinit.config import SYNCHRONOUS, UNCATCHABLE
 
 HANDLED_SIGNALS = tuple(
-    sorted(int(s) for s in signal.valid_signals() if s not in _UNCATCHABLE and s not in SYNCHRONOUS)
+    sorted(int(s) for s in signal.valid_signals() if s not in UNCATCHABLE and s not in SYNCHRONOUS)
 )
 
 

@@ -15,12 +15,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs every container start: annotations only
     from typing import Dict, Mapping, Optional, Sequence
 
-    Environ = Dict[bytes, bytes]
-else:
-    Environ = dict
-
 from graceinit import signals, terminal
 from graceinit.config import ConfigError
+from graceinit.proc import Environ, Proc, SpawnError
 
 LISTEN_FDS_START = 3  # sd_listen_fds(3): passed sockets start at fd 3
 NOT_FOUND = 127
@@ -28,32 +25,6 @@ NOT_EXECUTABLE = 126
 # sysexits.h EX_OSERR ("cannot fork", "cannot create pipe"): the system refused a process or
 # a descriptor. Not 70, which says graceinit has a bug.
 OS_REFUSED = 71
-
-
-class SpawnError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class Proc:
-    """A process graceinit started and waits for (one object per process: compared by
-    identity)."""
-
-    __slots__ = ("pid", "pgid", "argv", "wait_status")
-
-    def __init__(self, pid: int, pgid: int, argv: Sequence[str], wait_status: Optional[int] = None) -> None:
-        self.pid = pid
-        self.pgid = pgid  # 0 when it shares graceinit's process group
-        self.argv = argv
-        self.wait_status = wait_status  # set once it has been reaped
-
-    @property
-    def running(self) -> bool:
-        return self.wait_status is None
-
-    def __repr__(self) -> str:
-        return f"Proc(pid={self.pid}, pgid={self.pgid}, argv={self.argv!r}, wait_status={self.wait_status})"
 
 
 def original_environ() -> Environ:

@@ -8,13 +8,16 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` is not imported at run time: it costs every container start
-    from typing import Any, List, Optional, Tuple
+    from typing import Any, List, Mapping, Optional, Tuple
 
-from graceinit import hooks, log, output, reaper, signals, spawn, terminal
+from graceinit import log, output, reaper, signals, spawn, terminal
 from graceinit.cli import parse, unknown_variables
-from graceinit.config import USAGE_ERROR, Config, ConfigError
+from graceinit.config import USAGE_ERROR, Config, ConfigError, Hooks
+from graceinit.proc import SpawnError
 from graceinit.signals import SignalInbox
-from graceinit.supervisor import INTERNAL_ERROR, Supervisor
+from graceinit.lifecycle import INTERNAL_ERROR, Lifecycle
+from graceinit.report import LogReporter
+from graceinit.supervisor import Supervisor
 from graceinit.system import LinuxSystem
 
 
@@ -35,7 +38,7 @@ def run(args: List[str]) -> int:
     signals.reset_inherited_ignores()
     try:
         for phase, phase_hooks in (("pre", config.pre_hooks), ("stop", config.stop_hooks), ("post", config.post_hooks)):
-            hooks.validate(phase, phase_hooks, environ)
+            _check_hooks(phase, phase_hooks, environ)
         child_output = output.prepare(config)
         listeners, notify = _sockets(config)
         ready_port = _ready_port(config)
@@ -51,16 +54,42 @@ def run(args: List[str]) -> int:
         reaper.set_parent_death_signal(config.pdeathsig, parent_at_start)
     inbox.open()
     system = LinuxSystem(inbox, session, child_output, listeners, notify, config.ready_file, ready_port)
-    supervisor = Supervisor(config, system, environ)
+    lifecycle = Lifecycle(config, system, LogReporter(), environ)
     try:
-        return supervisor.run()
+        return Supervisor(system, lifecycle).run()
     except BaseException:  # a bug outside the sequence's own recovery: never leave the child
         log.exception("internal error; killing the child and exiting with status 70")
-        supervisor.kill_child()
+        lifecycle.kill_children()
         return INTERNAL_ERROR
     finally:
         if notify is not None:
             notify.close()
+
+
+def _check_hooks(phase: str, hooks: Hooks, environ: Mapping[bytes, bytes]) -> None:
+    if hooks.directory is not None:
+        _check_directory(f"--{phase}-hook-dir", hooks.directory)
+    for argv in hooks.commands:
+        try:
+            spawn.check_command(argv, environ)
+        except SpawnError as error:
+            raise ConfigError(f"--{phase}-hook: {error}") from None
+
+
+def _check_directory(option: str, directory: str) -> None:
+    """The directory must exist and graceinit's user must be able to list it and look at
+    its files: otherwise every hook in it would be skipped without a word."""
+    from graceinit.output import given_as
+
+    name = given_as(option, directory)
+    if not os.path.isdir(directory):
+        raise ConfigError(f"{name} {directory!r}: no such directory")
+    try:
+        os.listdir(directory)
+    except OSError as error:
+        raise ConfigError(f"{name} {directory!r}: cannot read it: {error.strerror}") from None
+    if not os.access(directory, os.X_OK, effective_ids=os.access in os.supports_effective_ids):
+        raise ConfigError(f"{name} {directory!r}: cannot read it: no search (x) permission for uid {os.geteuid()}")
 
 
 def _ensure_standard_fds() -> None:

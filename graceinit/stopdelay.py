@@ -3,8 +3,9 @@
 A fixed time (--stop-delay 5), or with --stop-delay auto until requests stop arriving
 (drain.py decides from samples of the app's traffic, traffic.py takes them). Either ends
 early on a second stop signal ("hurried") or once the child has exited ("child exited"), and
-never outlasts --termination-budget ("budget"). The life cycle runs it as one step:
-`yield from StopDelay(...).run()`; it is imported only when a stop begins.
+never outlasts --termination-budget ("budget"). The life cycle runs it as one step,
+`yield from StopDelay(...).run()`, when a delay was asked for (--stop-delay above 0, or
+auto; without one there is no delay and nothing to report); it is imported only then.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ if TYPE_CHECKING:  # typing costs every container start: annotations only
     from graceinit.config import Config
     from graceinit.facts import Facts
     from graceinit.report import Reporter, StopRecord
-    from graceinit.spawn import Proc
+    from graceinit.proc import Proc
     from graceinit.waits import Steps
 
 from graceinit.log import DEBUG, INFO, WARNING
@@ -38,31 +39,29 @@ class StopDelay:
         targets: Callable[[], List[Proc]],
         child_pid: int,
     ) -> None:
-        self.config = config
-        self.system = system
-        self.report = report
-        self.facts = facts
-        self.budget = budget
+        self.config, self.system, self.report, self.facts, self.budget = config, system, report, facts, budget
         self._targets = targets  # the generations the stop signal will go to
         self._child_pid = child_pid  # whose traffic --stop-delay auto watches
 
-    def run(self, record: StopRecord) -> Steps[None]:
+    def run(self, record: StopRecord, started: Optional[float] = None) -> Steps[None]:
         """Keep the child serving: a fixed time, or with --stop-delay auto until requests stop
-        arriving. Forward early on a second stop signal or the child's exit."""
+        arriving. Forward early on a second stop signal or the child's exit. `started`: when
+        the delay began (before this module was imported), else now."""
         config, facts = self.config, self.facts
         assert facts.stop is not None
-        started = self.system.now()
+        if started is None:
+            started = self.system.now()
         auto = config.stop_delay_auto
-        wanted = config.stop_delay_max if auto else config.stop_delay
+        wanted = config.wanted_stop_delay
         deadline = self.budget.cap(started + wanted, facts.stop.at)
         assert deadline is not None
         seconds = max(0.0, deadline - started)
-        reason: Optional[str] = "elapsed" if wanted > 0 else None
-        if facts.stop_count >= 2:
+        reason = "elapsed"
+        if facts.hurried:
             reason = "hurried"
-        elif seconds <= 0 and wanted > 0:
+        elif seconds <= 0:
             reason = "budget"
-        elif seconds > 0:
+        else:
             cut = f" (cut from {wanted:g}s by --termination-budget)" if seconds < wanted else ""
             if auto:
                 self._say(INFO, "stop_delay", f"stop delay auto: the child keeps serving until requests stop"
@@ -81,7 +80,7 @@ class StopDelay:
                   f" ({reason})", seconds=round(self.system.now() - started, 3), reason=reason)
 
     def _delay_cut_short(self) -> bool:
-        return self.facts.stop_count >= 2 or not self._targets()
+        return self.facts.hurried or not self._targets()
 
     def _why_cut_short(self) -> str:
         return "hurried" if self._targets() else "child exited"

@@ -19,11 +19,11 @@ if TYPE_CHECKING:
 else:
     Protocol = object  # at run time the protocols are plain documentation
 
-from graceinit import procs, readyfile, reaper, spawn, terminal
+from graceinit import procs, reaper, spawn, terminal
 from graceinit.events import Event, Exited, Gone, Notified, Signal, Stopped
 from graceinit.output import ChildOutput
 from graceinit.signals import SignalInbox
-from graceinit.spawn import Environ, Proc
+from graceinit.proc import Environ, Proc
 from graceinit.terminal import Session
 
 if TYPE_CHECKING:  # socket's import is paid only by those who use --listen or --notify
@@ -42,7 +42,8 @@ sigmask = signal.pthread_sigmask
 
 
 class System(Protocol):
-    """Everything the supervisor asks of the operating system."""
+    """Everything the core (the loop, the life cycle and its steps) asks of the operating
+    system: the core reaches the OS only through this."""
 
     def now(self) -> float: ...
 
@@ -67,6 +68,9 @@ class System(Protocol):
     def set_ready(self, ready: bool) -> None: ...
 
     def leftovers(self) -> List[int]: ...
+
+    def hook_files(self, directory: Optional[str]) -> List[str]:
+        """A hook directory's executable files, by name (None: no directory)."""
 
     def watch(self, pid: int) -> bool: ...
 
@@ -224,10 +228,22 @@ class LinuxSystem:
         if self._ready_port is not None:  # first: the file's I/O error must not hold it back
             self._ready_port.ready = ready
         if self._ready_file is not None:
+            from graceinit import readyfile  # only with --ready-file
+
             (readyfile.create if ready else readyfile.remove)(self._ready_file)
 
     def leftovers(self) -> List[int]:
         return procs.leftovers()
+
+    def hook_files(self, directory: Optional[str]) -> List[str]:
+        if directory is None:
+            return []
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            return []  # checked at start-up; if it vanished since, there is nothing to run
+        paths = (os.path.join(directory, name) for name in names)
+        return [path for path in paths if os.path.isfile(path) and os.access(path, os.X_OK)]
 
     def watch(self, pid: int) -> bool:
         if not self._pidfd_supported:

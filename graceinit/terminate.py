@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # typing costs every container start: annotations only
 
     from graceinit.waits import Steps
 
-from graceinit.spawn import Proc
+from graceinit.proc import Proc
 from graceinit.waits import Wait
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ class Signaller(Protocol):
     def watch(self, pid: int) -> bool: ...
 
 
-class Procs:
+class Children:
     """Processes graceinit started (children, hooks): their exit is reaped, so `running` is
     exact. Signals go to each one's process group unless `whole_group` is off."""
 

@@ -28,6 +28,7 @@ import struct
 import time
 from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
+from graceinit import procs
 from graceinit.drain import Conn, TrafficSample, Unavailable
 
 NETLINK_SOCK_DIAG = 4
@@ -281,7 +282,7 @@ def watch(root_pid: int, ignore: Sequence[str], listen_ports: Sequence[Tuple[int
             listeners = set(listen_ports)
         else:
             origin = f"listening sockets of pid {root_pid} and its descendants"
-            listeners = _listeners(diag, _socket_inodes(_process_tree(root_pid)))
+            listeners = _listeners(diag, _socket_inodes(procs.tree(root_pid)))
         if not listeners:
             raise Unavailable(f"no TCP listening socket found ({origin})")
         watcher = TrafficWatch(diag, listeners, networks, origin)
@@ -293,26 +294,6 @@ def watch(root_pid: int, ignore: Sequence[str], listen_ports: Sequence[Tuple[int
         diag.close()
         raise Unavailable(f"cannot read the app's connections: {_reason(error)}") from None
     return watcher
-
-
-def _process_tree(root_pid: int) -> List[int]:
-    """root_pid and its descendants, from /proc/PID/task/TID/children (no psutil import:
-    its cost would land in the drain window)."""
-    tree, index = [root_pid], 0
-    while index < len(tree) and len(tree) < 100_000:
-        pid = tree[index]
-        index += 1
-        try:
-            tasks = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for task in tasks:
-            try:
-                with open(f"/proc/{pid}/task/{task}/children", "rb") as children:
-                    tree.extend(int(child) for child in children.read().split())
-            except OSError:
-                pass
-    return tree
 
 
 def _socket_inodes(pids: Sequence[int]) -> Set[int]:
@@ -365,7 +346,7 @@ def foreign_listeners(root_pid: int) -> int:
     """How many of the namespace's TCP listeners root_pid's process tree does not hold."""
     diag = _Diag()
     try:
-        return len(_listeners(diag, None) - _listeners(diag, _socket_inodes(_process_tree(root_pid))))
+        return len(_listeners(diag, None) - _listeners(diag, _socket_inodes(procs.tree(root_pid))))
     finally:
         diag.close()
 
@@ -379,7 +360,7 @@ def in_flight(root_pid: int, ephemeral: Tuple[int, int]) -> Tuple[int, int]:
     diag = _Diag()
     count = unread = 0
     try:
-        inodes = _socket_inodes(_process_tree(root_pid))
+        inodes = _socket_inodes(procs.tree(root_pid))
         listening = {port for _, port, _ in _listeners(diag, inodes)}
         for family in FAMILIES:
             for chunk, start, end in diag.dump(family, (1 << TCP_ESTABLISHED) | (1 << TCP_CLOSE_WAIT), info=True):

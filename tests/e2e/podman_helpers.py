@@ -391,14 +391,6 @@ def build_example_image(podman: Podman) -> str:
     return EXAMPLE_IMAGE
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise E2EError(f"not within {timeout}s: {what}")
-        time.sleep(interval)
-
-
 @contextlib.contextmanager
 def timed() -> Iterator[List[float]]:
     """with timed() as t: ...; t[0] is the elapsed seconds afterwards."""

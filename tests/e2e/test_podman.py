@@ -20,7 +20,8 @@ from typing import Callable, Dict, List, Sequence
 
 import pytest
 
-from podman_helpers import BUILD_COMMAND, REPO, E2EError, Podman, timed, wait_until
+from helpers.waiting import wait_until
+from podman_helpers import BUILD_COMMAND, REPO, E2EError, Podman, timed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]  # the first test pays for the build
 

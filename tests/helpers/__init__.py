@@ -3,8 +3,8 @@
 Modules (import as ``from helpers import ...`` -- tests/conftest.py puts
 tests/ on sys.path):
 
-* ``launch``   ProcessTracker (the ``procs`` fixture), Supervised (alias Run:
-               the one launcher, also behind the stop/restart harnesses),
+* ``launch``   ProcessTracker (the ``procs`` fixture), Supervised (the one
+               launcher, also behind the stop/restart harnesses),
                LineReader, PtyReader, helper()/py_helper() paths, PID1_PREFIX;
                kill_all() and tagged_processes() for teardown.
 * ``waiting``  the one ``wait_until`` (returns the truthy value, raises
@@ -28,7 +28,7 @@ Child programs (run with ``py_helper("name.py", ...)``):
 from . import procfs  # noqa: F401
 from .launch import (  # noqa: F401
     PID1_PREFIX, PYTHON, ByteCollector, LineReader, ProcessTracker, PtyReader,
-    Run, Supervised, helper, py_helper,
+    Supervised, helper, py_helper,
 )
 from .waiting import WaitTimeout, wait_until  # noqa: F401
 from .sigprinter import catchable, signame, signum  # noqa: F401

@@ -12,8 +12,12 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from graceinit.config import Config
 from graceinit.events import Event, Exited, Gone
-from graceinit.spawn import Proc, SpawnError
+from graceinit.lifecycle import Lifecycle
+from graceinit.proc import Proc, SpawnError
+from graceinit.report import LogReporter
+from graceinit.supervisor import Supervisor
 
 TERM, KILL = signal.SIGTERM, signal.SIGKILL
 
@@ -45,6 +49,7 @@ class FakeSystem:
         self.procs: Dict[int, Tuple[str, Proc]] = {}
         self.next_pid = 100
         self.leftover_pids: List[int] = []
+        self.stubborn_leftovers: set = set()  # leftovers that ignore SIGTERM
         self.dying: set = set()
         self.environs: Dict[str, Dict[bytes, bytes]] = {}
         self.parents: Dict[int, int] = {}
@@ -53,6 +58,8 @@ class FakeSystem:
         self.stopped_pids: set = set()  # SIGSTOPped: signals wait until they are resumed
         self.pending: Dict[int, List[int]] = {}
         self.ready_error: Optional[OSError] = None
+        self.hook_dirs: Dict[str, List[str]] = {}  # directory -> its executable files
+        self.report = RecordingReporter()  # what graceinit said
         # The network namespace (the ledger's reads): counters that rise at recorded times,
         # listeners no process of graceinit's tree holds, what SIGKILL finds in flight.
         self.counter_rises: List[Tuple[float, str, int]] = []
@@ -140,7 +147,7 @@ class FakeSystem:
     def send(self, pid: int, signum: int) -> None:
         self.log.append((self.clock, "send", (self._name(pid), signum)))
         if pid in self.leftover_pids:
-            if signum in (TERM, KILL):
+            if signum == KILL or (signum == TERM and pid not in self.stubborn_leftovers):
                 self.leftover_pids.remove(pid)
                 self.dying.add(pid)
                 self.at(self.clock + 0.1, Gone(pid))  # alive until the event is delivered
@@ -156,6 +163,15 @@ class FakeSystem:
 
     def leftovers(self) -> List[int]:
         return list(self.leftover_pids)
+
+    def traffic_watch(self, root_pid: int, ignore: Sequence[str]) -> Any:
+        """No traffic to see here (tests/unit/test_drain.py records some)."""
+        from graceinit.drain import Unavailable
+
+        raise Unavailable("the fake system has no traffic to watch")
+
+    def hook_files(self, directory: Optional[str]) -> List[str]:
+        return [] if directory is None else list(self.hook_dirs.get(directory, []))
 
     def take_back_terminal(self) -> None:
         self.log.append((self.clock, "take_back_terminal", None))
@@ -216,16 +232,33 @@ class FakeSystem:
 
 
 class RecordingReporter:
-    """Keeps every event the supervisor reports: (level, name, message, fields)."""
+    """Keeps every event the life cycle reports: (level, name, message, fields); and writes
+    it to stderr as the real reporter would, for tests that read the log (capfd)."""
 
     def __init__(self) -> None:
         self.events: List[Tuple[int, str, str, Dict[str, Any]]] = []
+        self._log = LogReporter()
 
     def emit(self, level: int, event: str, msg: str, **fields: Any) -> None:
         self.events.append((level, event, msg, fields))
+        self._log.emit(level, event, msg, **fields)
 
     def enabled(self, level: int) -> bool:
         return True
 
+    def dropped(self) -> int:
+        return 0
+
     def named(self, name: str) -> List[Dict[str, Any]]:
         return [fields for _, event, _, fields in self.events if event == name]
+
+
+def cfg(**kw: Any) -> Config:
+    """A Config for the command `app` (the fake system's usual child)."""
+    return Config(command=("app",), **kw)
+
+
+def run(config: Config, system: FakeSystem) -> int:
+    """The whole life against the fake system: the life cycle, resumed by the loop. What
+    graceinit did is in `system.actions`, what it said in `system.report`."""
+    return Supervisor(system, Lifecycle(config, system, system.report, {b"PATH": b"/bin"})).run()

@@ -10,7 +10,7 @@ The central pieces:
   was re-parented to the test process (which is a child subreaper while the
   fixture is active, see ``become_subreaper``).  Nothing outlives a test.
 
-* ``Supervised`` (also named ``Run``) -- one running init, the only launcher
+* ``Supervised`` -- one running init, the only launcher
   of the integration tests (the stop/restart harnesses start graceinit
   through it too).  ``start(..., pid1=True)`` runs it as
   real PID 1 of a fresh PID namespace
@@ -461,8 +461,6 @@ class Supervised:
             text += "\n" + self.context()
         return text
 
-
-Run = Supervised  # the stop/restart harnesses' name for it
 
 
 def _read_text(path: Path) -> str:

@@ -1,6 +1,7 @@
 """The rebuilt stop sequence (issue 8) and the sequence-level faults of issue 10, with the real
 graceinit CLI and real processes; PID-1 cases under unshare."""
 import os
+import shlex
 import signal
 import sys
 import time
@@ -10,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stop_helpers.fixtures import gi, needs_pid1  # noqa: E402,F401  (fixtures)
+from stop_helpers.harness import sleeps_alive, unique_sleep  # noqa: E402
 from helpers import wait_until  # noqa: E402
 
 
@@ -33,6 +35,30 @@ def test_two_stop_signals_back_to_back_forward_at_once(gi, pid1):
     first = gi.wait_event("child", "signal", timeout=5, run=run)
     assert first["t"] - t0 < 3.0, "forwarded %.2fs after two stop signals" % (first["t"] - t0)
     assert run.wait(5) == 128 + signal.SIGTERM, run.describe()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("pid1", [False, pytest.param(True, marks=[pytest.mark.pid1, needs_pid1])],
+                         ids=["plain", "pid1"])
+def test_impatience_works_during_a_stop_hook(gi, pid1):
+    # Issue 18 item 3: a 20 s stop hook and an app that both ignore SIGTERM. The second stop
+    # signal must end the hook and forward at once, the third SIGKILL the app and the hook;
+    # everything used to wait for the hook's 20 s.
+    m = unique_sleep()
+    hook = "sh -c " + shlex.quote("trap '' TERM; sleep %s & sleep %s" % (m, m))
+    run = gi.start(["--stop-hook", hook, "--hook-timeout", "20", "--stop-delay", "5"],
+                   gi.child("--on", "TERM=log"), pid1=pid1)
+    gi.wait_event("child", "start", run=run)
+    run.signal(signal.SIGTERM)
+    wait_until(lambda: len(sleeps_alive(m)) == 2, 5, "the stop hook to start (2 sleeps)")
+    second = run.signal(signal.SIGTERM)
+    term = gi.wait_event("child", "signal", timeout=5, run=run)
+    assert term["sig"] == "SIGTERM" and term["t"] - second < 2.0, (
+        "forwarded %.2fs after the second stop signal" % (term["t"] - second))
+    third = run.signal(signal.SIGTERM)
+    assert run.wait(5) == 128 + signal.SIGKILL, run.describe()
+    assert time.monotonic() - third < 5.0
+    wait_until(lambda: not sleeps_alive(m), 5, "the stop hook's group to be SIGKILLed")
 
 
 @pytest.mark.timeout(20)

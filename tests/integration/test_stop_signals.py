@@ -43,6 +43,23 @@ def test_stop_delay_keeps_child_serving_then_forwards_rewritten_signal(gi):
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.parametrize("pid1", [False, pytest.param(True, marks=[pytest.mark.pid1, needs_pid1])],
+                         ids=["plain", "pid1"])
+def test_a_named_stop_signal_gets_the_stop_delay_and_the_report(gi, pid1):
+    # Issue 19 item 9: nginx's STOPSIGNAL SIGQUIT. Named with --stop-signals, it runs the
+    # stop sequence (delay, forward, termination report) instead of killing the app at once.
+    run = gi.start(["--stop-signals", "TERM,INT,QUIT", "--stop-delay", "1"],
+                   gi.child("--on", "QUIT=exit:0"), pid1=pid1)
+    gi.wait_event("child", "start", run=run)
+    t0 = run.signal(signal.SIGQUIT)
+    quit_ = gi.wait_event("child", "signal", timeout=5, run=run)
+    assert quit_["sig"] == "SIGQUIT" and 0.9 <= quit_["t"] - t0 <= 4.0, (
+        "SIGQUIT forwarded %.2fs after it arrived, stop delay 1s" % (quit_["t"] - t0))
+    assert run.wait(5) == 0, run.describe()
+    assert "termination report: SIGQUIT -> exit 0" in run.stderr_text(), run.describe()
+
+
+@pytest.mark.timeout(20)
 def test_child_exiting_during_stop_delay_ends_the_sequence_at_once(gi):
     run = gi.start(["--stop-delay", "10", "--stop-hook", gi.hook("stop")],
                    gi.child("--on", "USR2=exit:0"))

@@ -269,6 +269,21 @@ def test_restart_signal_checks() -> None:
     assert read(["--restart-signal", "USR2", "app"]).restart_signal == signal.SIGUSR2
 
 
+def test_stop_signals_option_and_variable() -> None:
+    # Issue 19 item 9: nginx's STOPSIGNAL, `docker run --stop-signal`, KEP-4960.
+    assert read(["app"]).stop_signals == {signal.SIGTERM, signal.SIGINT}
+    assert read(["--stop-signals", "TERM,INT,QUIT", "app"]).stop_signals == {
+        signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
+    assert read(["app"], GRACEINIT_STOP_SIGNALS="sigquit").stop_signals == {signal.SIGQUIT}
+    for bad in ("KILL", "TERM,STOP", "SEGV", "CHLD", "BUS"):
+        assert error_of(["--stop-signals", bad, "app"]) == (
+            f"--stop-signals {bad!r}: SIG{bad.split(',')[-1]} cannot be a stop signal")
+    assert error_of(["app"], GRACEINIT_STOP_SIGNALS="NOPE").startswith("GRACEINIT_STOP_SIGNALS='NOPE': ")
+    assert error_of(["--stop-signals", ",", "app"]) == "--stop-signals ',': needs at least one signal"
+    assert error_of(["--stop-signals", "QUIT", "--restart-signal", "QUIT", "app"]) == (
+        "--restart-signal 'QUIT': SIGQUIT is also a stop signal (--stop-signals 'QUIT')")
+
+
 # --- Config stays what the supervisor reads ----------------------------------------------
 
 def test_config_is_frozen_with_keyword_construction_and_equality() -> None:

@@ -16,7 +16,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import pytest
 
 from graceinit.drain import QUIET_FLOOR, Conn, Drain, TrafficSample
-from graceinit.supervisor import Supervisor
 
 Request = Tuple[float, str, str]  # (time, peer, connection name or "new")
 
@@ -206,8 +205,7 @@ class RecordedWatch:
 
 from graceinit.drain import Unavailable  # noqa: E402
 from graceinit.events import Exited, Signal  # noqa: E402
-from helpers.fakes import Behaviour, FakeSystem, exited  # noqa: E402
-from test_supervisor import TERM, cfg, run  # noqa: E402
+from helpers.fakes import TERM, Behaviour, FakeSystem, cfg, exited, run  # noqa: E402
 
 
 class DrainingSystem(FakeSystem):

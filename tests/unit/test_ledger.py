@@ -9,13 +9,12 @@ from typing import Any, Dict, List, Tuple
 
 import pytest
 
-from graceinit.config import Config, Hooks
+from graceinit.config import Hooks
 from graceinit.events import Exited, Signal
 from graceinit.ledger import Context, summary, warning
 from graceinit.log import WARNING
 from graceinit.report import termination_message
-from graceinit.supervisor import Supervisor
-from helpers.fakes import Behaviour, FakeSystem, RecordingReporter, exited
+from helpers.fakes import Behaviour, FakeSystem, cfg, exited, run
 
 TERM, KILL = signal.SIGTERM, signal.SIGKILL
 RSTS, ON_CLOSE, ON_DATA, DROPS = ("Tcp:OutRsts", "TcpExt:TCPAbortOnClose", "TcpExt:TCPAbortOnData",
@@ -34,10 +33,9 @@ def pod(**behaviour: Any) -> FakeSystem:
 def stop(system: FakeSystem, **config: Any) -> Tuple[Dict[str, Any], List[Tuple[str, Dict[str, Any]]]]:
     """Run the life; the termination report's fields, and the warnings on the way."""
     config.setdefault("post_hooks", Hooks(commands=(("post",),)))
-    report = RecordingReporter()
-    Supervisor(Config(command=("app",), **config), system, {b"PATH": b"/bin"}, report).run()
-    [fields] = report.named("termination_report")
-    warnings = [(msg, f) for level, _, msg, f in report.events if level == WARNING and _ == "losses"]
+    run(cfg(**config), system)
+    [fields] = system.report.named("termination_report")
+    warnings = [(msg, f) for level, name, msg, f in system.report.events if level == WARNING and name == "losses"]
     return fields, warnings
 
 
@@ -145,8 +143,7 @@ def test_the_counters_are_read_at_the_boundaries_only_never_before_the_stop_sign
 
 def test_a_child_that_exits_by_itself_reads_nothing():
     system = FakeSystem({"app": Behaviour(runs=2.0)})
-    report = RecordingReporter()
-    Supervisor(Config(command=("app",)), system, {}, report).run()
+    run(cfg(), system)
     assert system.actions("net_counters") == [] and system.actions("foreign_listeners") == []
 
 
@@ -221,9 +218,8 @@ def test_a_bug_in_the_reads_costs_the_numbers_not_the_stop():
 def test_a_stop_before_the_child_started_has_no_ledger():
     system = FakeSystem({"pre": Behaviour(runs=1.0), "app": Behaviour()})
     system.at(0.5, Signal(TERM))
-    report = RecordingReporter()
-    Supervisor(Config(command=("app",), pre_hooks=Hooks(commands=(("pre",),))), system, {}, report).run()
-    [fields] = report.named("termination_report")
+    run(cfg(pre_hooks=Hooks(commands=(("pre",),))), system)
+    [fields] = system.report.named("termination_report")
     assert "losses" not in fields and "losses" not in termination_message(fields)
     assert system.actions("net_counters") == []
 

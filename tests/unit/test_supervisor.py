@@ -15,21 +15,14 @@ import pytest
 
 from graceinit.config import Config, Hooks
 from graceinit.events import Exited, Notified, Signal
-from graceinit.spawn import Proc
-from graceinit.supervisor import HOOK_TIMED_OUT, INTERNAL_ERROR, Supervisor
-from helpers.fakes import Behaviour, FakeSystem, exited
+from graceinit.proc import Proc
+from graceinit.hooks import HOOK_TIMED_OUT
+from graceinit.lifecycle import INTERNAL_ERROR
+from helpers.fakes import Behaviour, FakeSystem, cfg, exited, run
 
 TERM, INT, KILL, HUP, QUIT, USR1 = (
     signal.SIGTERM, signal.SIGINT, signal.SIGKILL, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
 )
-
-
-def run(config: Config, system: FakeSystem) -> int:
-    return Supervisor(config, system, {b"PATH": b"/bin"}).run()
-
-
-def cfg(**kw: object) -> Config:
-    return Config(command=("app",), **kw)  # type: ignore[arg-type]
 
 
 def test_child_exit_status_passes_through() -> None:
@@ -192,7 +185,7 @@ def test_a_bug_in_the_sequence_still_waits_for_the_child(
     def broken(*args: object) -> None:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr("graceinit.hooks.commands", lambda hooks: broken() if hooks is STOP else [])
+    monkeypatch.setattr("graceinit.hooks.commands", lambda hooks, files=(): broken() if hooks is STOP else [])
     STOP = Hooks(commands=(("x",),))
     status = run(cfg(stop_hooks=STOP), system)
     assert status == 143  # forwarding went on (2nd TERM), the child's status is kept
