@@ -71,7 +71,9 @@ class Ledger:
     is safe to call from the stop sequence: a read that fails or a bug makes the ledger say
     "unknown", never an exception."""
 
-    def __init__(self, system: System) -> None:
+    def __init__(self, system: System, read: Mapping[str, Any]) -> None:
+        """`read`: what the life cycle read at the boundaries so far (`read_counters`), by
+        boundary. It reads them itself, so that nothing is imported on the stop's path."""
         self._system = system
         self._snapshots: Dict[str, Dict[str, int]] = {}
         self.unknown: Optional[str] = None  # why the counters cannot be trusted
@@ -79,16 +81,9 @@ class Ledger:
         self._unread_at_sigkill = 0
         self._sigkill_error = ""
         self.killed_by: Optional[str] = None
-
-    def start(self) -> None:
-        """At the stop signal: the first snapshot, and nothing more (the forward waits for it)."""
-        self.mark(STOP)
-
-    def forwarded(self) -> None:
-        self.mark(FORWARD)
-
-    def exited(self) -> None:
-        self.mark(EXIT)
+        for boundary in (STOP, FORWARD, EXIT):
+            if boundary in read:
+                self._take(boundary, read[boundary])
 
     def end(self) -> None:
         """At the report: whose namespace this is, then the last snapshot (the report follows
@@ -107,11 +102,15 @@ class Ledger:
         self.mark(END)
 
     def mark(self, boundary: str) -> None:
-        """Snapshot the counters at a boundary (the first mark of each one counts)."""
+        """Snapshot the counters at a boundary now (the first snapshot of each one counts)."""
+        self._take(boundary, read_counters(self._system))
+
+    def _take(self, boundary: str, counters: Any) -> None:
         if self.unknown is not None or boundary in self._snapshots:
             return
         try:
-            counters = self._system.net_counters()
+            if isinstance(counters, Exception):
+                raise counters
             self._snapshots[boundary] = {name: int(counters[name]) for name in COUNTERS}
         except OSError as error:
             self.unknown = f"the TCP counters are unreadable ({_reason(error)})"
@@ -175,6 +174,15 @@ class Ledger:
             why = f"the connections open at SIGKILL could not be counted ({self._sigkill_error})"
         fields["losses_unknown"] = why
         return fields
+
+
+def read_counters(system: System) -> Any:
+    """The counters now, or what stopped them being read (the life cycle does the same at
+    the stop signal, the forward and the app's exit, without importing this module)."""
+    try:
+        return system.net_counters()
+    except Exception as error:
+        return error
 
 
 def summary(fields: Mapping[str, Any]) -> str:

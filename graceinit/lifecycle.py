@@ -147,6 +147,10 @@ def grace_escalation(facts: Facts, rewrite: Callable[[int], int]) -> StopSignals
     return StopSignalsAgain(facts, min(facts.stop_count, HURRY), rewrite)
 
 
+# The stop's boundaries the ledger reads the TCP counters at: the phase that starts there.
+_LEDGER_BOUNDARIES = {STOP_HOOKS: "stop", GRACE_PERIOD: "forward", CLEANUP: "exit"}
+
+
 class Lifecycle:
     def __init__(self, config: Config, system: Any, report: Reporter, environ: Environ) -> None:
         self.config = config
@@ -164,7 +168,10 @@ class Lifecycle:
         # 128+signal when stopped before the child started.
         self.status_without_child: Optional[int] = None
         self.record: Optional[StopRecord] = None
-        self.ledger: Optional[Ledger] = None  # from the stop signal on (ledger.py)
+        # The ledger (ledger.py): the TCP counters read at each stop boundary reached, or the
+        # error; the Ledger itself is made when first needed, off the stop's path.
+        self.counters: Dict[str, Any] = {}
+        self.ledger: Optional[Ledger] = None
         self.post_hooks_started = False
         # What the ready file says now: nothing, since start-up (output.prepare) removed a
         # stale one before anything started.
@@ -265,12 +272,9 @@ class Lifecycle:
         the stop's boundaries: the stop signal, the forward, the app's exit."""
         self.phase = phase
         self.phase_started = self.system.now()
-        if phase == STOP_HOOKS and self.record is not None and self.config.ledger:
-            self.ledger = self._open_ledger()
-        elif self.ledger is not None and phase == GRACE_PERIOD:
-            self.ledger.forwarded()
-        elif self.ledger is not None and phase == CLEANUP:
-            self.ledger.exited()
+        boundary = _LEDGER_BOUNDARIES.get(phase)
+        if boundary is not None and self.record is not None and self.config.ledger:
+            self.counters.setdefault(boundary, self._read_counters())
 
     # --- start ---------------------------------------------------------------------------
 
@@ -401,8 +405,9 @@ class Lifecycle:
         def killing(reason: str) -> None:
             self.killing_children(reason)
             record.ended_by = "sigkill"
-            if self.ledger is not None:
-                self.ledger.sigkill(reason)
+            ledger = self._ledger()
+            if ledger is not None:
+                ledger.sigkill(reason)
 
         escalation = grace_escalation(facts, self.rewritten)
         targets = self._group_or_pid(self._stop_targets)
@@ -622,31 +627,40 @@ class Lifecycle:
         fields.update(self._ledger_fields())
         self._say(NOTICE, "termination_report", termination_message(fields), **fields)
 
-    def _open_ledger(self) -> Optional[Ledger]:
-        """The ledger starts at the stop signal: nothing is read before it (ledger.py)."""
+    def _read_counters(self) -> Any:
+        """The ledger's read at a stop boundary: the counters, or the error (ledger.py, which
+        is not imported for it: this runs right before the forward)."""
         try:
-            from graceinit.ledger import Ledger
+            return self.system.net_counters()
+        except Exception as error:
+            return error
 
-            ledger = Ledger(self.system)
-            ledger.start()
-            return ledger
-        except Exception:
-            internal_error(self.report, "the ledger failed to start: the termination report goes without losses")
-            return None
+    def _ledger(self) -> Optional[Ledger]:
+        """The ledger, made from the reads so far the first time it is needed."""
+        if self.ledger is None and self.counters:
+            try:
+                from graceinit.ledger import Ledger
+
+                self.ledger = Ledger(self.system, self.counters)
+            except Exception:
+                internal_error(self.report, "the ledger failed: the termination report goes without losses")
+                self.counters.clear()
+        return self.ledger
 
     def _ledger_fields(self) -> Dict[str, Any]:
         """The loss fields for the termination report; non-zero ones are one warning first."""
-        if self.ledger is None or self.record is None:
+        made = self._ledger()
+        if made is None or self.record is None:
             return {}
         try:
             from graceinit import ledger
 
-            self.ledger.end()
-            fields = self.ledger.fields()
+            made.end()
+            fields = made.fields()
             record = self.record
             context = ledger.Context(record.phases.get("stop_delay", 0.0), record.stop_delay_ended,
                                      self.config.stop_delay_auto)
-            message = ledger.warning(fields, context, self.ledger.killed_by)
+            message = ledger.warning(fields, context, made.killed_by)
         except Exception:
             internal_error(self.report, "the ledger failed: the termination report goes without losses")
             return {}
