@@ -18,7 +18,7 @@ def run_reaping(ctx: Context) -> Section:
     timeout = 30.0 if ctx.quick else 60.0
     budget = Budget((60 if ctx.quick else 200) * ctx.deadline_factor)
     prog = helper("orphans")
-    errors = ctx.failures()
+    errors = ctx.failures(with_floor=True)
     unshare = shutil.which("unshare")
     if not unshare:
         sec.error = "unshare not found (util-linux)"
@@ -29,7 +29,7 @@ def run_reaping(ctx: Context) -> Section:
         if budget.over() and r >= 1:
             break
         for mode in MODES:
-            for init in ctx.available:  # interleaved
+            for init in ctx.measured:  # interleaved
                 argv = [unshare, "--pid", "--fork", "--mount-proc",
                         *init.cmd([prog, str(ORPHANS), str(timeout), mode])]
                 try:
@@ -53,7 +53,7 @@ def run_reaping(ctx: Context) -> Section:
                 except Exception as e:  # noqa: BLE001
                     errors[init.name] = f"{mode}: {e}"[:200]
         done += 1
-    order = [i.name for i in ctx.inits]
+    order = ctx.measured_names
 
     def col(mode: str, key: str) -> dict[str, list[float]]:
         return {k: [x[key] for x in v] for k, v in results[mode].items()}
@@ -91,10 +91,10 @@ def run_reaping(ctx: Context) -> Section:
     reap = {k: Stats.of(v).median * 1e3 for k, v in col("burst", "reap_all_s").items() if v}
     cpu = {k: Stats.of(v).median * 1e3 for k, v in col("burst", "init_cpu_s").items() if v}
     scpu = {k: Stats.of(v).median * 1e3 for k, v in col("stream", "init_cpu_s").items() if v}
-    sec.head(f"reap {ORPHANS:,} zombies at once as PID 1 (median)", {i.name: reap.get(i.name) for i in ctx.inits}, "ms")
-    sec.head("init CPU for those (median)", {i.name: cpu.get(i.name) for i in ctx.inits}, "ms")
+    sec.head(f"reap {ORPHANS:,} zombies at once as PID 1 (median)", {n: reap.get(n) for n in ctx.measured_names}, "ms")
+    sec.head("init CPU for those (median)", {n: cpu.get(n) for n in ctx.measured_names}, "ms")
     sec.head(f"init CPU reaping a stream of {ORPHANS:,} orphans (median)",
-             {i.name: scpu.get(i.name) for i in ctx.inits}, "ms")
+             {n: scpu.get(n) for n in ctx.measured_names}, "ms")
     peaks = {k: max(x["peak_zombies"] for x in v) for k, v in results["burst"].items()}
     g, t = reap.get("graceinit"), reap.get("tini")
     gl = [x for m in MODES for x in results[m].get("graceinit", [])]

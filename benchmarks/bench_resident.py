@@ -25,9 +25,9 @@ def _kb_fields(path: str, names: tuple[str, ...]) -> dict[str, int]:
     return out
 
 
-def _start_sleepers(ctx: Context, seconds: int) -> dict[str, subprocess.Popen]:
+def _start_sleepers(ctx: Context, seconds: int, with_floor: bool = False) -> dict[str, subprocess.Popen]:
     procs: dict[str, subprocess.Popen] = {}
-    for init in ctx.available:
+    for init in ctx.measured if with_floor else ctx.available:
         procs[init.name] = subprocess.Popen(init.cmd(["sleep", str(seconds)]),
                                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                             stderr=subprocess.DEVNULL)
@@ -42,12 +42,12 @@ def run_memory(ctx: Context) -> Section:
     pss: dict[str, list[float]] = {}
     uss: dict[str, list[float]] = {}
     threads: dict[str, int] = {}
-    errors = ctx.failures()
+    errors = ctx.failures(with_floor=True)
     done = 0
     for r in range(rounds):
         if budget.over() and r >= 1:
             break
-        procs = _start_sleepers(ctx, 60)
+        procs = _start_sleepers(ctx, 60, with_floor=True)
         procs[FLOOR_PY] = subprocess.Popen([PYTHON, "-c", "import time; time.sleep(60)"],
                                            stdin=subprocess.DEVNULL)
         try:
@@ -73,12 +73,13 @@ def run_memory(ctx: Context) -> Section:
             for p in procs.values():
                 stop(p)
         done += 1
-    order = [i.name for i in ctx.inits] + [FLOOR_PY]
+    order = ctx.measured_names + [FLOOR_PY]
     sec.add(f"{done} rounds; in each, every init runs `INIT -- sleep 60` at the same time and is "
             "measured 1 s after its child exists. RSS = `VmRSS` of the init process alone "
             "(`/proc/PID/status`); PSS and USS (private) from `/proc/PID/smaps_rollup`, so shared "
-            "libraries are split among the processes that map them. The floor is a bare Python "
-            "interpreter (`python3 -c 'import time; time.sleep(60)'`), the least a Python init can cost.")
+            "libraries are split among the processes that map them. *python3 sleeping* is a bare Python "
+            "interpreter (`python3 -c 'import time; time.sleep(60)'`); *python floor* is "
+            "`benchmarks/floor_init.py` with its child sleeping, the least a Python init can cost.")
     sec.add("**RSS** (MiB)\n\n" + stats_table("init", "MiB", rss, failures=errors, order=order))
     rows = []
     for name in order:
@@ -88,9 +89,9 @@ def run_memory(ctx: Context) -> Section:
     sec.add("**PSS / USS** (median, MiB) and thread count\n\n" +
             table(["init", "PSS (MiB)", "USS (MiB)", "threads"], rows))
     med = {k: Stats.of(v).median for k, v in rss.items() if v}
-    sec.head("RSS while the child sleeps (median)", {i.name: med.get(i.name) for i in ctx.inits}, "MiB")
+    sec.head("RSS while the child sleeps (median)", {n: med.get(n) for n in ctx.measured_names}, "MiB")
     medp = {k: Stats.of(v).median for k, v in pss.items() if v}
-    sec.head("PSS while the child sleeps (median)", {i.name: medp.get(i.name) for i in ctx.inits}, "MiB")
+    sec.head("PSS while the child sleeps (median)", {n: medp.get(n) for n in ctx.measured_names}, "MiB")
     g = med.get("graceinit")
     sec.raw = dict(rss_mib=rss, pss_mib=pss, uss_mib=uss, threads=threads, errors=errors)
     sec.raw["targets"] = [dict(target="RSS under 20 MB",

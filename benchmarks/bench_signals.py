@@ -46,9 +46,9 @@ def run_signals(ctx: Context) -> Section:
     count = 500 if ctx.quick else 2000
     budget = Budget((30 if ctx.quick else 90) * ctx.deadline_factor)
     prog = helper("sigrecv")
-    errors = ctx.failures()
+    errors = ctx.failures(with_floor=True)
     targets = [_Target(BARE.name, [prog])]
-    targets += [_Target(i.name, i.cmd([prog])) for i in ctx.available]
+    targets += [_Target(i.name, i.cmd([prog])) for i in ctx.measured]
     try:
         for t in targets:
             if t.line(20) != b"R":
@@ -74,7 +74,7 @@ def run_signals(ctx: Context) -> Section:
     for t in targets:
         if t.error:
             errors[t.name] = t.error
-    order = [BARE.name, *[i.name for i in ctx.inits]]
+    order = [BARE.name, *ctx.measured_names]
     n = max((len(v) for v in lat.values()), default=0)
     sec.add(f"{n} SIGUSR1 per init, sent round-robin to all inits (and to the bare child) "
             "running at the same time: `os.kill(init_pid, SIGUSR1)` right after reading "
@@ -90,8 +90,8 @@ def run_signals(ctx: Context) -> Section:
             rows.append([name, fmt(s.median), fmt(s.p99), fmt(s.hi),
                          f"{s.p99 / st['tini'].p99:.2f}×" if "tini" in st else "–"])
     sec.add("**p50 / p99 / max** (µs)\n\n" + table(["init", "p50", "p99", "max", "p99 vs tini"], rows))
-    sec.head("signal latency p50", {i.name: st[i.name].median if i.name in st else None for i in ctx.inits}, "µs")
-    sec.head("signal latency p99", {i.name: st[i.name].p99 if i.name in st else None for i in ctx.inits}, "µs")
+    sec.head("signal latency p50", {n: st[n].median if n in st else None for n in ctx.measured_names}, "µs")
+    sec.head("signal latency p99", {n: st[n].p99 if n in st else None for n in ctx.measured_names}, "µs")
     g, t = st.get("graceinit"), st.get("tini")
     sec.raw = dict(latency_us=lat, errors=errors)
     sec.raw["targets"] = [dict(target="signal latency p99 within 2× tini",

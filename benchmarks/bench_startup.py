@@ -4,9 +4,11 @@ Also the "signal-safe window": exec of the init → SIGTERM blocked (or caught).
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 
-from .common import BARE, PYTHON, Budget, Context, Section, Stats, fmt, helper, stats_table
+from .common import (BARE, PYTHON, Budget, Context, Section, Stats, fmt, helper, interpreter_of,
+                     shown_path, stats_table, table)
 
 
 def _spawntime(argv: list[str]) -> tuple[int, int, int, str]:
@@ -25,11 +27,14 @@ def run_startup(ctx: Context) -> Section:
     rounds = 8 if ctx.quick else 40
     budget = Budget((25 if ctx.quick else 100) * ctx.deadline_factor)
     to_first: dict[str, list[float]] = {}
+    to_first_pid1: dict[str, list[float]] = {}
     wall_true: dict[str, list[float]] = {}
-    errors: dict[str, str] = ctx.failures()
+    errors: dict[str, str] = ctx.failures(with_floor=True)
     floor_py = "python3 -c pass (floor)"
     floor_true = "bare `true` (floor)"
-    runners = [BARE, *ctx.available]
+    runners = [BARE, *ctx.measured]
+    unshare = shutil.which("unshare")
+    as_pid1 = [unshare, "--pid", "--fork", "--mount-proc"] if unshare else None
     done = 0
     for r in range(rounds):
         if budget.over() and r >= 3:
@@ -41,6 +46,11 @@ def run_startup(ctx: Context) -> Section:
                 if st != 0 or not out.strip().isdigit():
                     raise RuntimeError(f"exit {st}, output {out[:60]!r}")
                 to_first.setdefault(name, []).append((int(out) - t0) / 1e6)
+                if as_pid1:  # the same, as PID 1 of a fresh PID namespace (unshare's cost in every row)
+                    t0, _, st, out = _spawntime([*as_pid1, *init.cmd([first])])
+                    if st != 0 or not out.strip().isdigit():
+                        raise RuntimeError(f"as PID 1: exit {st}, output {out[:60]!r}")
+                    to_first_pid1.setdefault(name, []).append((int(out) - t0) / 1e6)
                 t0, t1, st, _ = _spawntime(init.cmd(["true"]))
                 if st != 0:
                     raise RuntimeError(f"`-- true` exit {st}")
@@ -54,20 +64,31 @@ def run_startup(ctx: Context) -> Section:
         except Exception as e:  # noqa: BLE001
             errors[floor_py] = str(e)[:200]
         done += 1
-    order = [BARE.name, *[i.name for i in ctx.inits]]
+    order = [BARE.name, *ctx.measured_names]
     sec.add(f"{done} interleaved rounds. Launch is `posix_spawn` in a small C launcher; the child "
-            "is a static C program whose `main()` reads `CLOCK_MONOTONIC` first thing.")
+            "is a static C program whose `main()` reads `CLOCK_MONOTONIC` first thing. "
+            "*python floor* is `benchmarks/floor_init.py`, the least a correct Python PID 1 does, "
+            "on graceinit's interpreter.")
     sec.add("**Launch → child's first instruction** (ms)\n\n" +
             stats_table("init", "ms", to_first, failures=errors, order=order))
-    order2 = [floor_true, floor_py, *[i.name for i in ctx.inits]]
+    if to_first_pid1:
+        sec.add("**Launch → child's first instruction, as PID 1** (ms): "
+                "`unshare --pid --fork --mount-proc INIT -- firstinsn`, so every row, bare included, "
+                "pays unshare's own fork and /proc mount\n\n" +
+                stats_table("init", "ms", to_first_pid1, failures=errors, order=order))
+    order2 = [floor_true, floor_py, *ctx.measured_names]
     sec.add("**Total wall time of `INIT -- true`** (launch → init exited, ms)\n\n" +
             stats_table("init", "ms", wall_true, failures=errors, order=order2))
     med = {k: (Stats.of(v).median if v else None) for k, v in to_first.items()}
     medw = {k: (Stats.of(v).median if v else None) for k, v in wall_true.items()}
+    medp = {k: (Stats.of(v).median if v else None) for k, v in to_first_pid1.items()}
     sec.head("launch → child's first instruction (median)",
-             {i.name: med.get(i.name) for i in ctx.inits}, "ms")
+             {n: med.get(n) for n in ctx.measured_names}, "ms")
+    if medp:
+        sec.head("… as PID 1 under `unshare` (median)", {n: medp.get(n) for n in ctx.measured_names}, "ms",
+                 note=f"bare under unshare: {fmt(medp.get(BARE.name))} ms")
     sec.head("wall time of `INIT -- true` (median)",
-             {i.name: medw.get(i.name) for i in ctx.inits}, "ms")
+             {n: medw.get(n) for n in ctx.measured_names}, "ms")
     g, t = med.get("graceinit"), med.get("tini")
     fl = medw.get(floor_py)
     site = _site_cost()
@@ -82,7 +103,7 @@ def run_startup(ctx: Context) -> Section:
                             "(`pip install -e`); a regular (wheel) install, as in a container image, does "
                             "not pay that" if site.get("editable_ms") else ""))
         sec.add("\n".join(lines))
-    sec.raw = dict(to_first_ms=to_first, wall_true_ms=wall_true, errors=errors, site=site)
+    sec.raw = dict(to_first_ms=to_first, to_first_pid1_ms=to_first_pid1, wall_true_ms=wall_true, errors=errors, site=site)
     sec.raw["targets"] = [dict(
         target="time-to-exec within 60 ms of tini",
         graceinit=f"{fmt(g)} ms" if g is not None else "failed to run",
@@ -168,76 +189,49 @@ def run_sigwindow(ctx: Context) -> Section:
 
 
 
-def _interpreter_of(script: str) -> str:
-    """The interpreter a console script runs on (its `#!` line), or this one."""
-    try:
-        with open(script, "rb") as f:
-            first = f.readline().decode(errors="replace")
-    except OSError:
-        return PYTHON
-    return first[2:].split()[0] if first.startswith("#!") and first[2:].split() else PYTHON
-
-
-def import_breakdown(python: str, module: str = "graceinit.startup", runs: int = 15) -> dict:
-    """Median self and cumulative `-X importtime` of every module imported by `import MODULE`
-    (after the interpreter's own start-up and `site`), over `runs` runs."""
-    self_us: dict[str, list[int]] = {}
-    cumulative_us: dict[str, list[int]] = {}
-    importer: dict[str, str] = {}
-    for _ in range(runs):
-        # cwd="/": `-c` puts the working directory first on sys.path, and a checkout's
-        # graceinit/ would shadow the installed one.
-        p = subprocess.run([python, "-X", "importtime", "-c", f"import {module}"], capture_output=True,
-                           timeout=60, stdin=subprocess.DEVNULL, cwd="/")
-        if p.returncode != 0:
-            raise RuntimeError(f"import {module} failed: {p.stderr.decode(errors='replace')[-300:]}")
-        seen_site = False
-        waiting: list[tuple[int, str]] = []  # (depth, name) of imports whose importer is not printed yet
-        for line in p.stderr.decode(errors="replace").splitlines():
-            parts = line.split("|")
-            if len(parts) != 3 or not parts[1].strip().isdigit():
-                continue
-            name = parts[2].rstrip()
-            depth = (len(name) - len(name.lstrip())) // 2
-            name = name.strip()
-            if not seen_site:  # everything up to `site` is the interpreter's own start-up
-                seen_site = name == "site" and depth == 0
-                continue
-            self_us.setdefault(name, []).append(int(parts[0].split(":")[1]))
-            cumulative_us.setdefault(name, []).append(int(parts[1]))
-            # -X importtime prints an import after everything it imported, one level deeper.
-            while waiting and waiting[-1][0] > depth:
-                importer.setdefault(waiting.pop()[1], name)
-            waiting.append((depth, name))
-    med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
-    return dict(total_ms=med(cumulative_us.get(module, [0])) / 1e3,
-                modules={name: dict(self_ms=med(v) / 1e3, cumulative_ms=med(cumulative_us[name]) / 1e3,
-                                    imported_by=importer.get(name, ""))
-                         for name, v in self_us.items()})
+def _importer(name: str, by: str) -> str:
+    if by:
+        return f"`{by}`"
+    # At the top level: the launcher's own import, or one made inside a function at run time.
+    return "the launcher" if name == "graceinit.boot" else "a function, at run time"
 
 
 def run_imports(ctx: Context) -> Section:
-    sec = Section("imports", "Import-time breakdown of graceinit's start-up path")
+    sec = Section("imports", "Imports on graceinit's container path")
     from .common import GRACEINIT
+    from .gap import import_phases
 
-    python = _interpreter_of(GRACEINIT)
     runs = 5 if ctx.quick else 15
     try:
-        found = import_breakdown(python, runs=runs)
-    except (OSError, RuntimeError, subprocess.TimeoutExpired) as e:
+        found = import_phases(runs, pid1=shutil.which("unshare") is not None, graceinit=GRACEINIT)
+    except (OSError, RuntimeError, SystemExit) as e:
         sec.error = str(e)[:300]
         return sec
-    rows = sorted(found["modules"].items(), key=lambda kv: -kv[1]["self_ms"])
-    shown = [(n, v) for n, v in rows if v["self_ms"] >= 0.2][:30]
-    lines = ["| module | self (ms) | with its imports (ms) | imported by |", "|---|---|---|---|"]
-    lines += [f"| `{n}` | {fmt(v['self_ms'])} | {fmt(v['cumulative_ms'])} | "
-              + (f"`{v['imported_by']}`" if v["imported_by"] else "") + " |" for n, v in shown]
-    heavy = [n for n in ("click", "re", "enum", "typing", "dataclasses", "inspect", "psutil")
-             if n in found["modules"]]
-    sec.add(f"`{python} -X importtime -c 'import graceinit.startup'`, median of {runs} runs, the "
-            f"modules loaded after `site` (the interpreter's own start-up is the floor rows' business). "
-            f"Total: **{fmt(found['total_ms'])} ms**. Known-heavy modules still on the path: "
-            + (", ".join(f"`{n}`" for n in heavy) or "none") + ".")
-    sec.add("\n".join(lines))
-    sec.raw = dict(python=python, runs=runs, **found)
+    before = sorted(found["before"].items(), key=lambda kv: -kv[1]["self_ms"])
+    own = sum(v["self_ms"] for n, v in before if n == "graceinit" or n.startswith("graceinit."))
+    other = sum(v["self_ms"] for n, v in before if not (n == "graceinit" or n.startswith("graceinit.")))
+    heavy = [n for n in ("click", "re", "enum", "typing", "dataclasses", "inspect", "psutil", "platform",
+                         "ctypes", "collections", "functools", "socket", "json") if n in found["before"]]
+    where = "as PID 1 of a fresh PID namespace (`unshare`)" if found["pid1"] else "not as PID 1"
+    sec.add(f"`{shown_path(found['python'])} -X importtime {shown_path(GRACEINIT)} -- sh -c 'sleep 0.2; "
+            f"kill -TERM 1'`, started with `posix_spawn` as the start-up benchmark starts it, {where}; "
+            f"median of {runs} runs. A wrapper marks the child's fork (audit event `os.fork`) and "
+            "graceinit's first `kill`, so each module is placed in the phase that pays it. Modules "
+            "loaded up to `site` are the interpreter's own start-up, which the floor pays too, and "
+            "are left out. `seen` = in how many runs the module was imported in that phase "
+            "(a module loaded only on some runs depends on what graceinit inherited).")
+    sec.add(f"**Before the child's fork** (on the launch → exec path): **{len(before)} modules**, "
+            f"self times summing to **{fmt(own + other)} ms** — graceinit's own {fmt(own)} ms, "
+            f"the standard library's {fmt(other)} ms. Known-heavy modules on the path: "
+            + (", ".join(f"`{n}`" for n in heavy) or "none") + ".\n\n"
+            + table(["module", "self (ms)", "with its imports (ms)", "imported by", "seen"],
+                    [[f"`{n}`", fmt(v["self_ms"]), fmt(v["cumulative_ms"]), _importer(n, v["imported_by"]),
+                      f"{v['seen']}/{runs}"] for n, v in before]))
+    after = sorted(found["after"].items(), key=lambda kv: -kv[1]["self_ms"])
+    sec.add("**After the fork** (paid while the child runs, or at the stop): "
+            + ("none." if not after else "\n\n" + table(
+                ["module", "self (ms)", "imported by", "phase", "seen"],
+                [[f"`{n}`", fmt(v["self_ms"]), _importer(n, v["imported_by"]), v["phase"], f"{v['seen']}/{runs}"]
+                 for n, v in after])))
+    sec.raw = found
     return sec

@@ -21,9 +21,11 @@ BIN = CACHE / "bin"
 CSRC = HERE / "csrc"
 PYTHON = sys.executable  # the venv's python: the interpreter graceinit runs on
 
-GRACEINIT = os.environ.get("BENCH_GRACEINIT") or str(REPO / ".venv" / "bin" / "graceinit")
+# Absolute: some runs start in / (so that a checkout cannot shadow the installed package).
+GRACEINIT = os.path.abspath(os.environ.get("BENCH_GRACEINIT") or str(REPO / ".venv" / "bin" / "graceinit"))
 TINI = shutil.which("tini") or "/usr/bin/tini"
 DUMB_INIT = shutil.which("dumb-init") or "/usr/bin/dumb-init"
+FLOOR_INIT = HERE / "floor_init.py"  # the least a correct Python PID 1 does (issue 20)
 
 
 # --------------------------------------------------------------------------- inits
@@ -59,6 +61,76 @@ def all_inits() -> list[Init]:
 
 
 BARE = Init("bare (no init)", [])
+
+
+def floor_init() -> Init:
+    """The Python floor, on the interpreter graceinit runs on (its console script's `#!`)."""
+    return Init("python floor", [interpreter_of(GRACEINIT), str(FLOOR_INIT)])
+
+
+def interpreter_of(script: str) -> str:
+    """The interpreter a console script runs on (its `#!` line), or this one."""
+    try:
+        with open(script, "rb") as f:
+            first = f.readline().decode(errors="replace")
+    except OSError:
+        return PYTHON
+    return first[2:].split()[0] if first.startswith("#!") and first[2:].split() else PYTHON
+
+
+def check_floor(init: Init, timeout: float = 20.0) -> None:
+    """The floor is only a floor if it is a correct PID 1: real processes, or it is not run.
+
+    Exit statuses pass (3; 143 when the child is killed by SIGTERM; 127 for a missing
+    command), a SIGTERM sent to it reaches the child (whose trap exits 42), and as PID 1 of
+    a PID namespace it reaps 300 orphans (the `orphans` helper counts what is left)."""
+    def fail(why: str) -> None:
+        init.available, init.why_not = False, f"self-check: {why}"
+
+    for child, want in ((["sh", "-c", "exit 3"], 3), (["sh", "-c", "kill -TERM $$"], 143),
+                        (["/nonexistent/command"], 127)):
+        try:
+            p = subprocess.run(init.cmd(child), stdin=subprocess.DEVNULL, capture_output=True,
+                               timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return fail(f"`{' '.join(child)}`: {e}")
+        if p.returncode != want:
+            return fail(f"`{' '.join(child)}` gave exit {p.returncode}, not {want}")
+    # The child says it is ready only once its trap is set; then SIGTERM goes to the init.
+    p = subprocess.Popen(init.cmd(["sh", "-c", "trap 'exit 42' TERM; echo ready; "
+                                   "while :; do sleep 0.05; done"]),
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        ready = p.stdout.readline() if p.stdout else b""  # bounded: the finally kills p
+        if ready.strip() != b"ready":
+            return fail("the SIGTERM child never got ready")
+        p.send_signal(signal.SIGTERM)
+        try:
+            code = p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return fail(f"SIGTERM not forwarded: still running {timeout:.0f} s later")
+        if code != 42:
+            return fail(f"SIGTERM forwarded: child's trap should exit 42, got {code}")
+    finally:
+        kill_tree(p)
+        if p.stdout:
+            p.stdout.close()
+    unshare = shutil.which("unshare")
+    if unshare:
+        argv = [unshare, "--pid", "--fork", "--mount-proc", *init.cmd([helper("orphans"), "300", "10", "stream"])]
+        try:
+            p2 = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout + 10)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return fail(f"orphans as PID 1: {e}")
+        lines = [ln for ln in p2.stdout.decode(errors="replace").splitlines() if ln.startswith("{")]
+        if p2.returncode != 0 or not lines:
+            return fail(f"orphans as PID 1: exit {p2.returncode}")
+        import json
+        res = json.loads(lines[-1])
+        left = res["left_at_end"] + res["zombies_after_50ms"] + res["unreaped_after_50ms"]
+        if res["timed_out"] or left or res["made"] != 300:
+            return fail(f"orphans as PID 1: {res['left_at_end']} of {res['made']} left unreaped "
+                        f"at the end, {left - res['left_at_end']} still there 50 ms later")
 
 
 def probe(init: Init, timeout: float = 15.0) -> None:
@@ -347,6 +419,9 @@ class Section:
 class Context:
     quick: bool
     inits: list[Init]
+    # The Python floor (issue 20) is a row of the start-up, memory, signals and reaping
+    # benchmarks only; the others compare inits with features, which it has none of.
+    floor: Init | None = None
     deadline_factor: float = 1.0
     verbose: bool = True
 
@@ -358,11 +433,21 @@ class Context:
     def available(self) -> list[Init]:
         return [i for i in self.inits if i.available]
 
-    def failures(self) -> dict[str, str]:
-        return {i.name: i.why_not for i in self.inits if not i.available}
+    @property
+    def measured(self) -> list[Init]:
+        """The inits a benchmark with a floor row runs: the available ones and the floor."""
+        return self.available + ([self.floor] if self.floor and self.floor.available else [])
+
+    @property
+    def measured_names(self) -> list[str]:
+        return [i.name for i in self.inits] + ([self.floor.name] if self.floor else [])
+
+    def failures(self, with_floor: bool = False) -> dict[str, str]:
+        every = self.inits + ([self.floor] if with_floor and self.floor else [])
+        return {i.name: i.why_not for i in every if not i.available}
 
     def get(self, name: str) -> Init | None:
-        for i in self.inits:
+        for i in self.inits + ([self.floor] if self.floor else []):
             if i.name == name:
                 return i
         return None
@@ -409,10 +494,18 @@ def machine_info() -> dict[str, str]:
         "nproc": str(aff),
         "cpu": cpu or platform.processor(),
         "kernel": platform.release(),
-        "python": f"{platform.python_implementation()} {platform.python_version()} ({PYTHON})",
+        "python": f"{platform.python_implementation()} {platform.python_version()} ({shown_path(PYTHON)})",
         "memory": mem,
         "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
+
+
+def shown_path(path: str) -> str:
+    """A path as a report shows it: relative to the checkout when inside it (no machine paths)."""
+    try:
+        return str(Path(path).absolute().relative_to(REPO))
+    except ValueError:
+        return path
 
 
 def timed(fn: Callable[[], object]) -> tuple[object, float]:
