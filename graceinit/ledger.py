@@ -39,8 +39,10 @@ network namespace shared with listeners no process of graceinit's tree holds (ho
 or another container of the pod: a sidecar's traffic would be counted as the app's), found
 at the report, when the app's own listeners are gone.
 
-Cost: the stop signal's snapshot is two small reads of /proc (no import beyond netstat.py);
-the netlink dumps (traffic.py) come only at SIGKILL and at the report, off the forward's path.
+Cost: at the stop signal, the forward and the app's exit the life cycle itself reads the
+counters (one System call: two small reads of /proc, netstat.py); this module is imported
+only when first needed (at SIGKILL or the report), and the netlink dumps (traffic.py) come
+only then, off the forward's path.
 """
 
 from __future__ import annotations
