@@ -41,7 +41,7 @@ from graceinit.hooks import show
 from graceinit.log import DEBUG, ERROR, INFO, NOTICE, WARNING
 from graceinit.proc import Environ, Proc, SpawnError
 from graceinit.report import Reporter, StopRecord, internal_error, termination_message
-from graceinit.terminate import EXITED, Children, Pids, send, terminate
+from graceinit.terminate import EXITED, KILL_WAIT, Children, end_leftovers, send, terminate
 from graceinit.waits import Wait
 
 INTERNAL_ERROR = 70
@@ -177,6 +177,7 @@ class Lifecycle:
         # stale one before anything started.
         self._ready = False
         self._restarts_done = 0
+        self.survivors: List[int] = []  # leftovers given up on (terminate.end_leftovers)
         self.budget: Budget = budget_for(
             config.termination_budget,
             config.leftover_grace,
@@ -434,28 +435,32 @@ class Lifecycle:
     def _stop_leftovers(self) -> Steps[None]:
         """SIGTERM whatever still runs under us, SIGKILL it after --leftover-grace (or at a
         third stop signal), and wait for it: tini and dumb-init leave it to be SIGKILLed by
-        the kernel mid-write."""
-        pids = self.system.leftovers()
+        the kernel mid-write. Newcomers too, until none is left (terminate.end_leftovers)."""
+        listing = lambda: [pid for pid in self.system.leftovers() if pid not in self.survivors]  # noqa: E731
+        pids = listing()
         if not pids:
             return None
         started = self.system.now()
         grace = self.config.leftover_grace
         self._say(INFO, "leftovers", f"{len(pids)} leftover process(es) {pids}: SIGTERM, SIGKILL after"
                   f" {grace:g}s", pids=pids, seconds=grace)
-        targets = Pids(self.system, pids)
 
-        def killing(reason: str) -> None:
-            lingering = sorted(targets.lingering)
+        def killing(lingering: List[int], reason: str) -> None:
             why = "a third stop signal" if reason == "escalation" else f"still running after {grace:g}s"
             self._say(WARNING, "leftovers_killed", f"leftover process(es) {lingering} {why}: SIGKILL",
                       pids=lingering)
-            if self.record is not None:
-                self.record.leftovers_killed += len(lingering)
 
         escalation = StopSignalsAgain(self.facts, self.facts.stop_count)
-        yield from terminate(self.system.now, targets, signal.SIGTERM, started + grace, escalation, killing)
+        outcome = yield from end_leftovers(self.system.now, self.system, listing, pids, started + grace,
+                                           escalation, killing)
+        self.survivors += outcome.survivors  # a SIGKILL is pending on them: the next pass skips them
+        if outcome.survivors:
+            self._say(WARNING, "leftovers_survived", f"leftover process(es) {outcome.survivors} still running"
+                      f" {KILL_WAIT:g}s after SIGKILL: giving up on them", pids=outcome.survivors)
         if self.record is not None:
-            self.record.leftovers_terminated += len(pids)
+            self.record.leftovers_terminated += outcome.ended()
+            self.record.leftovers_killed += len(outcome.killed)
+            self.record.survivors += outcome.survivors
             self.record.spent("leftovers", self.system.now() - started)
         return None
 

@@ -70,7 +70,32 @@ def leftovers() -> List[int]:
                 pids.append(process.pid)
         except psutil.Error:
             pass  # gone meanwhile
-    return pids
+    # A scan of /proc misses a process that forks and exits while it runs (its child has a
+    # higher pid, scanned before it existed): the kernel's own list of our children does not.
+    return pids + [pid for pid in live_children() if pid not in pids]
+
+
+def live_children() -> List[int]:
+    """graceinit's own children that are not zombies, read until two readings agree.
+
+    As subreaper (or PID 1) every orphan becomes our child, so a live descendant means a live
+    child. A child that forks and exits between two readings has handed its child over to us
+    by then (the kernel re-parents before the parent becomes a zombie): the second reading
+    shows it, differs, and the lists are read again."""
+    pid = os.getpid()
+    previous: Optional[List[bytes]] = None
+    live: List[int] = []
+    for _ in range(16):  # each disagreement means a process died: bounded by any sane churn
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children", "rb") as children:
+                current = children.read().split()
+        except OSError:
+            return []
+        live = [int(child) for child in current if alive(int(child))]
+        if current == previous:
+            break
+        previous = current
+    return live
 
 
 def tree(root_pid: int) -> List[int]:

@@ -64,6 +64,7 @@ class StopRecord:
         self.ended_by = "exit"
         self.leftovers_terminated = 0
         self.leftovers_killed = 0
+        self.survivors: List[int] = []  # leftovers still alive when graceinit gave up on them
         self.failed_hooks: List[str] = []
 
     def spent(self, phase: str, seconds: float) -> None:
@@ -81,6 +82,7 @@ class StopRecord:
         fields["stop_delay_ended"] = self.stop_delay_ended
         fields["leftovers_terminated"] = self.leftovers_terminated
         fields["leftovers_killed"] = self.leftovers_killed
+        fields["leftovers_survived"] = len(self.survivors)
         fields["failed_hooks"] = list(self.failed_hooks)
         if self.budget_s is not None:
             fields["budget_s"] = self.budget_s
@@ -99,7 +101,8 @@ def termination_message(fields: Dict[str, Any]) -> str:
         f" ended by {fields['ended_by']};",
         f"stop hooks {fields['stop_hooks_s']:g}s, {delay}, grace {fields['grace_s']:g}s,"
         f" leftovers {fields['leftovers_s']:g}s, post hooks {fields['post_hooks_s']:g}s;",
-        f"leftovers terminated {fields['leftovers_terminated']}, killed {fields['leftovers_killed']};",
+        f"leftovers terminated {fields['leftovers_terminated']}, killed {fields['leftovers_killed']}"
+        + (f", survived {fields['leftovers_survived']};" if fields.get("leftovers_survived") else ";"),
         f"failed hooks: {', '.join(fields['failed_hooks']) or 'none'}",
     ]
     if "budget_s" in fields:

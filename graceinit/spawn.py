@@ -27,25 +27,6 @@ NOT_EXECUTABLE = 126
 OS_REFUSED = 71
 
 
-def original_environ() -> Environ:
-    """The environment exactly as graceinit received it.
-
-    The interpreter edits its own environment at start-up (PEP 538 adds LC_CTYPE=C.UTF-8
-    under the C locale); /proc/self/environ still holds the block the kernel handed over.
-    """
-    try:
-        with open("/proc/self/environ", "rb") as block:
-            raw = block.read()
-    except OSError:
-        return dict(os.environb)
-    environ: Environ = {}
-    for entry in raw.split(b"\0"):
-        name, sep, value = entry.partition(b"=")
-        if sep and name:
-            environ.setdefault(name, value)  # getenv(3) finds the first one
-    return environ
-
-
 def close_inherited_on_exec() -> None:
     """Descriptors graceinit inherited from whoever started it must not reach the child:
     the child gets 0, 1, 2 and only what graceinit passes on purpose (--listen sockets).

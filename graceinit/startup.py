@@ -11,6 +11,7 @@ if TYPE_CHECKING:  # `typing` is not imported at run time: it costs every contai
     from typing import Any, List, Mapping, Optional, Tuple
 
 from graceinit import log, output, reaper, signals, spawn, terminal
+from graceinit.boot import original_environ
 from graceinit.cli import parse, unknown_variables
 from graceinit.config import USAGE_ERROR, Config, ConfigError, Hooks
 from graceinit.proc import SpawnError
@@ -33,7 +34,7 @@ def run(args: List[str]) -> int:
     for warning, fields in unknown_variables(os.environ):
         log.warning(warning, event="unknown_variable", **fields)
 
-    environ = spawn.original_environ()
+    environ = original_environ()  # the block as received (boot.py)
     spawn.close_inherited_on_exec()
     signals.reset_inherited_ignores()
     try:

@@ -1,7 +1,8 @@
 """The one way graceinit ends processes: signal, wait until a deadline, SIGKILL, bounded wait.
 
-The grace period, an old generation after a restart, a hook past its timeout and leftover
-processes all go through `terminate`; only what they are (`Targets`) differs.
+The grace period, an old generation after a restart and a hook past its timeout go through
+`terminate`; only what they are (`Targets`) differs. Leftover processes go through
+`end_leftovers`, the same steps in a loop, because they can multiply while being ended.
 """
 
 from __future__ import annotations
@@ -202,3 +203,74 @@ class Pids:
     def gone(self) -> bool:
         self.lingering = {pid for pid in self.lingering if self._system.alive(pid)}
         return not self.lingering
+
+
+class LeftoverOutcome:
+    """What became of the leftovers: pids sent SIGTERM, pids SIGKILLed, pids still alive when
+    graceinit gave up on them."""
+
+    __slots__ = ("signalled", "killed", "survivors")
+
+    def __init__(self) -> None:
+        self.signalled: List[int] = []
+        self.killed: List[int] = []
+        self.survivors: List[int] = []
+
+    def ended(self) -> int:
+        """How many leftovers were signalled at all."""
+        return len(set(self.signalled) | set(self.killed))
+
+
+def end_leftovers(
+    now: Callable[[], float],
+    system: Signaller,
+    listing: Callable[[], List[int]],
+    pids: Sequence[int],
+    deadline: float,
+    escalation: Escalation = NEVER,
+    before_kill: Callable[[List[int], str], None] = lambda pids, reason: None,
+) -> Steps[LeftoverOutcome]:
+    """End every leftover: SIGTERM, SIGKILL at `deadline`; and look again each time the ones
+    listed are gone, because a leftover may fork meanwhile (a daemon re-forking to escape, or
+    just a child started on the way out). A newcomer gets the SIGTERM and what is left of the
+    grace; after `deadline`, SIGKILL straight away. As a subreaper graceinit must not exit while
+    a process it adopted lives (not PID 1, nobody kills it after graceinit), so the hunt goes
+    on until none is left, bounded: KILL_WAIT past `deadline`. What still lives then (stuck in
+    the kernel, or forking faster than it can be killed) is the outcome's `survivors`.
+
+    `pids` is the first listing; `listing` lists again. An `escalation` (a third stop signal)
+    ends the grace at once. `before_kill` hears the pids of the first SIGKILL and why
+    ("deadline" or "escalation"); later rounds are only counted: a re-forking process would
+    fill the log."""
+    outcome = LeftoverOutcome()
+    bound = deadline + KILL_WAIT
+    reason = "deadline"
+    signalled, killed = set(), set()
+    while pids:
+        targets = Pids(system, pids)
+        if now() < deadline:
+            fresh = [pid for pid in targets.pids if pid not in signalled]
+            for pid in fresh:
+                system.send(pid, signal.SIGTERM)
+                system.send(pid, signal.SIGCONT)  # a stopped process cannot act on it
+            signalled.update(fresh)
+            outcome.signalled.extend(fresh)
+            yield Wait(lambda: targets.gone() or escalation.pending(), _step(now, targets, deadline))
+            extra = escalation.take() if escalation.pending() else None
+            if extra == signal.SIGKILL:
+                deadline, reason = now(), "escalation"
+                bound = deadline + KILL_WAIT
+            elif extra:
+                targets.signal(extra)
+        elif now() < bound:
+            if not killed:
+                before_kill(sorted(targets.lingering), reason)
+            targets.kill()
+            outcome.killed.extend(pid for pid in targets.killed if pid not in killed)
+            killed.update(targets.killed)
+            yield Wait(targets.gone, _step(now, targets, bound))
+        else:
+            outcome.survivors = sorted(pids)
+            break
+        pids = listing()
+    return outcome

@@ -50,6 +50,8 @@ class FakeSystem:
         self.next_pid = 100
         self.leftover_pids: List[int] = []
         self.stubborn_leftovers: set = set()  # leftovers that ignore SIGTERM
+        self.unkillable: set = set()  # leftovers stuck in the kernel: no signal ends them
+        self.forks_when_signalled: Dict[int, int] = {}  # leftover -> the child it forks as it dies
         self.dying: set = set()
         self.environs: Dict[str, Dict[bytes, bytes]] = {}
         self.parents: Dict[int, int] = {}
@@ -147,7 +149,9 @@ class FakeSystem:
     def send(self, pid: int, signum: int) -> None:
         self.log.append((self.clock, "send", (self._name(pid), signum)))
         if pid in self.leftover_pids:
-            if signum == KILL or (signum == TERM and pid not in self.stubborn_leftovers):
+            if pid not in self.unkillable and (signum == KILL or (signum == TERM and pid not in self.stubborn_leftovers)):
+                if pid in self.forks_when_signalled:
+                    self.leftover_pids.append(self.forks_when_signalled.pop(pid))
                 self.leftover_pids.remove(pid)
                 self.dying.add(pid)
                 self.at(self.clock + 0.1, Gone(pid))  # alive until the event is delivered

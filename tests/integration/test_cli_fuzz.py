@@ -7,6 +7,9 @@ GRACEINIT_* values.
   Config, or both refuse), so the table really is the one definition.
 - As real processes, a bounded number: `graceinit OPTIONS -- true` exits 0 (or what -e
   makes of it), or 2 with one line; never a traceback, never 70, never a hang.
+- As real processes (issue 18 item 2): random PYTHON* variables and a PYTHONPATH of modules
+  shadowing what graceinit imports never change what graceinit does (its exit status and its
+  lines), and none of those modules is ever imported by graceinit.
 
 Failures the fuzzer found, and the attack run's repros, are kept as explicit cases below.
 Bounded: about 10-20 s on a loaded 2-core machine.
@@ -208,3 +211,43 @@ SEEDS = [
 @pytest.mark.parametrize("args, environ", SEEDS, ids=[" ".join(a) or next(iter(e)) for a, e in SEEDS])
 def test_seeds(args, environ) -> None:
     _check_process(args + ["--", "true"], environ)
+
+
+# --- the app's Python settings (issue 18 item 2) ---------------------------------------------
+
+from helpers import pyenv  # noqa: E402
+
+# Not PYTHONVERBOSE and PYTHONPROFILEIMPORTTIME: the interpreter reports its own start-up
+# before graceinit's first line can run (test_faults checks that none of graceinit's follows).
+_SETTINGS = [(name, value) for name, values in pyenv.INTERPRETER_VARIABLES.items() for value in values
+             if name not in ("PYTHONVERBOSE", "PYTHONPROFILEIMPORTTIME")]
+
+
+def _normalised(err: bytes) -> List[str]:
+    """graceinit's lines with what differs between two runs anyway (pids, times) blanked."""
+    import re
+
+    return [re.sub(r"[0-9]+", "N", line) for line in err.decode("utf-8", "replace").splitlines()]
+
+
+@settings(max_examples=12, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(argv(PROCESS_SAFE, junk=False), environment(PROCESS_SAFE),
+       st.lists(st.sampled_from(_SETTINGS), max_size=4).map(dict),
+       st.lists(st.sampled_from(pyenv.SHADOWED), max_size=8, unique=True))
+def test_the_apps_python_settings_never_change_graceinits_behaviour(args, environ, settings_, shadowed) -> None:
+    import tempfile
+
+    if PEOPLE & set(args) or any(not a.startswith("--") and a.startswith("-") and "h" in a for a in args):
+        return
+    args = args + ["--", "true"]
+    plain = _run(args, environ)
+    with tempfile.TemporaryDirectory(prefix="gitest-pyenv-") as directory:
+        extra = dict(settings_)
+        if shadowed:
+            extra["PYTHONPATH"] = str(pyenv.shadow_dir(Path(directory), shadowed))
+        polluted = _run(args, {**environ, **extra})
+        reached = pyenv.reached(Path(directory)) if shadowed else []
+    err = polluted.stderr.decode("utf-8", "replace")
+    assert reached == [], (args, environ, extra, err)
+    assert polluted.returncode == plain.returncode, (args, environ, extra, err)
+    assert _normalised(polluted.stderr) == _normalised(plain.stderr), (args, environ, extra, err)

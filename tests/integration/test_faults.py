@@ -9,6 +9,7 @@ The contract for a problem found at start-up: exit 2, exactly one `[graceinit]` 
 what the user typed (the option, or the GRACEINIT_* variable), no traceback, and nothing
 started (the app would create a marker file).
 """
+import json
 import os
 import shutil
 import signal
@@ -625,3 +626,365 @@ def test_process_limit_reached_when_the_stop_hook_must_start(procs, graceinit_bi
         assert cgroup.current() == 12
         _stop_contract(sup, post, grace=2)
     assert not os.path.exists(stop_hook_ran)
+
+
+# --- issue 18 item 2: the app's Python settings never reach graceinit's interpreter ---------
+
+
+ENV_CASES = {
+    "shlex-post-hook": (["--post-hook", "true"], {}),
+    "ipaddress-drain-ignore": (["--drain-ignore", "127.0.0.0/8"], {}),
+    "json-log": (["--log-format", "json", "-v"], {}),
+    "psutil-leftovers": (["--leftover-grace", "2"], {}),
+    "inspect": ([], {"PYTHONINSPECT": "1"}),
+    "verbose-interpreter": (["-q"], {"PYTHONVERBOSE": "1", "PYTHONPROFILEIMPORTTIME": "1"}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ENV_CASES))
+def test_the_apps_python_settings_do_not_reach_graceinit(procs, graceinit_bin, tmp_path, case):
+    """The attack run's repros: a PYTHONPATH shadowing what graceinit imports, and the
+    interpreter's own switches. graceinit behaves as without them; the app gets every
+    variable exactly as graceinit got it (not even the LC_CTYPE the interpreter adds)."""
+    from helpers import pyenv
+
+    options, variables = ENV_CASES[case]
+    shadows = pyenv.shadow_dir(tmp_path / "app-lib")
+    seen = tmp_path / "environ"
+    env = procs.env(PYTHONPATH=str(shadows), LANG="C", **variables)
+    for name in ("LC_ALL", "LC_CTYPE"):
+        env.pop(name, None)
+    app = ["sh", "-c", 'cat /proc/$$/environ > "$0"; sleep 30 & exit 5', str(seen)]
+    sup = procs.start([graceinit_bin, *options, "--", *app], env=env)
+    rc = sup.wait(timeout=20)
+    err = sup.stderr_text(timeout=5)
+    assert pyenv.reached(shadows) == [], err
+    assert rc == 5, sup.describe()
+    no_traceback(err)
+    assert ">>>" not in err, err
+    # The first interpreter's own start-up reports its imports before graceinit's first line
+    # can run; the interpreter graceinit then runs in reports none of graceinit's.
+    assert "graceinit.startup" not in err and "graceinit/startup" not in err, err
+    if "json" in options:
+        for line in err.splitlines():
+            json.loads(line)
+    given = dict(entry.split("=", 1) for entry in seen.read_text().split("\0") if entry)
+    assert given == {name: value for name, value in env.items()}
+
+
+def test_python_inspect_under_a_tty_exits_with_the_app(procs, graceinit_bin, pid1):
+    """PYTHONINSPECT=1 under `docker run -it` (PID 1 with a tty): no `>>>` prompt after the
+    app exits."""
+    from helpers import PtyReader
+
+    master, slave = os.openpty()
+    try:
+        sup = procs.start([graceinit_bin, "--", "sh", "-c", "exit 5"], tty=slave, pid1=pid1,
+                          env=procs.env(PYTHONINSPECT="1"))
+        term = PtyReader(master)
+        rc = sup.wait(timeout=15)
+        assert rc == 5, term.text()
+        assert ">>>" not in term.text()
+    finally:
+        os.close(slave)
+        os.close(master)
+
+
+@pytest.mark.parametrize("variables", [{"PYTHONDEVMODE": "1"}, {"PYTHONWARNINGS": "error"}],
+                         ids=["devmode", "warnings-error"])
+def test_interpreter_warnings_do_not_land_in_the_json_log(procs, graceinit_bin, variables):
+    sup = procs.start([graceinit_bin, "--listen", "tcp://127.0.0.1:0", "--log-format", "json", "-v",
+                       "--", "sh", "-c", "exit 3"], env=procs.env(**variables))
+    rc = sup.wait(timeout=15)
+    err = sup.stderr_text(timeout=5)
+    assert rc == 3, sup.describe()
+    assert "Warning" not in err, err
+    for line in err.splitlines():
+        assert json.loads(line)["event"], line
+
+
+def test_stop_delay_auto_with_the_apps_struct_waits_for_traffic(procs, graceinit_bin, tmp_path):
+    """A shadowing struct made auto an internal error that forwarded SIGTERM after 0.02 s."""
+    from helpers import pyenv
+
+    shadows = pyenv.shadow_dir(tmp_path / "app-lib", ["struct", "socket", "select"])
+    sup = procs.start([graceinit_bin, "-v", "--stop-delay", "auto", "--stop-delay-min", "0.5",
+                       "--stop-delay-max", "3", "--", "sleep", "30"],
+                      env=procs.env(PYTHONPATH=str(shadows)))
+    sup.wait_line("started")
+    sup.send(signal.SIGTERM)
+    rc = sup.wait(timeout=15)
+    err = sup.stderr_text(timeout=5)
+    assert rc == 128 + signal.SIGTERM, err
+    assert pyenv.reached(shadows) == [], err
+    no_traceback(err)
+    assert "stop_delay_ended" in err or "stop delay over" in err, err
+
+
+def test_python_m_graceinit_ignores_the_working_directorys_modules(procs, tmp_path):
+    """`python -m graceinit` puts the working directory (the app's WORKDIR) first on sys.path."""
+    from helpers import pyenv
+
+    shadows = pyenv.shadow_dir(tmp_path / "workdir")
+    sup = procs.start([PYTHON, "-m", "graceinit", "--log-format", "json", "-v", "--post-hook", "true",
+                       "--", "sh", "-c", "exit 5"], cwd=str(shadows))
+    rc = sup.wait(timeout=20)
+    err = sup.stderr_text(timeout=5)
+    assert pyenv.reached(shadows) == [], err
+    assert rc == 5, sup.describe()
+    for line in err.splitlines():
+        json.loads(line)
+
+
+@pytest.mark.parametrize("how", ["launcher", "module"])
+def test_graceinit_outside_the_isolated_path_is_still_found(procs, graceinit_bin, tmp_path, how):
+    """graceinit installed where `-I` does not look (a user site, a PYTHONPATH install): the
+    isolated interpreter is told where it is, and it is that copy that runs."""
+    import graceinit as package
+
+    lib = tmp_path / "lib"
+    shutil.copytree(os.path.dirname(package.__file__), lib / "graceinit",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    trace = tmp_path / "loaded"
+    with open(lib / "graceinit" / "__init__.py", "a") as init:
+        init.write(f"\nimport sys\nopen({str(trace)!r}, 'a').write(str(sys.flags.isolated))\n")
+    start = [graceinit_bin] if how == "launcher" else [PYTHON, "-m", "graceinit"]
+    sup = procs.start([*start, "--", "sh", "-c", "exit 5"], cwd=str(tmp_path),
+                      env=procs.env(PYTHONPATH=str(lib), PYTHONINSPECT="1"))
+    assert sup.wait(timeout=20) == 5, sup.describe()
+    assert trace.read_text() == "01", "imported from the copy as: %r" % trace.read_text()
+
+
+def test_a_sitecustomize_on_pythonpath_costs_a_fresh_interpreter(procs, graceinit_bin, tmp_path):
+    """PYTHONPATH alone is set aside in-process, unless the start-up already ran code from it
+    (an APM's sitecustomize.py): that interpreter is not clean any more."""
+    lib = tmp_path / "apm"
+    lib.mkdir()
+    (lib / "sitecustomize.py").write_text("import sys\nsys.modules['json'] = None  # instrumented\n")
+    sup = procs.start([graceinit_bin, "--log-format", "json", "-v", "--", "sh", "-c", "exit 5"],
+                      env=procs.env(PYTHONPATH=str(lib)))
+    rc = sup.wait(timeout=20)
+    err = sup.stderr_text(timeout=5)
+    assert rc == 5, sup.describe()
+    for line in err.splitlines():
+        json.loads(line)
+
+
+# --- issue 18 items 4 and 6, issue 19 item 6: every JSON line is strict JSON, within PIPE_BUF --
+
+
+PIPE_BUF = 4096
+
+
+def strict_json_lines(raw):
+    """graceinit's JSON log as records, checked the way a strict parser (serde_json) would:
+    valid UTF-8, no lone surrogate escaped or raw, each line whole and within PIPE_BUF."""
+    records = []
+    for line in raw.split(b"\n")[:-1]:
+        assert len(line) + 1 <= PIPE_BUF, "line of %d bytes: %r" % (len(line) + 1, line[-80:])
+        record = json.loads(line.decode("utf-8"))  # strict: raises inside a cut character
+        json.dumps(record, ensure_ascii=False).encode("utf-8")  # strict: a lone surrogate raises
+        assert record["logger"] == "graceinit", record
+        records.append(record)
+    assert not raw or raw.endswith(b"\n"), raw[-80:]
+    return records
+
+
+STATUS_APP = textwrap.dedent("""
+    import os, socket, sys
+    address = os.environ["NOTIFY_SOCKET"]
+    if address.startswith("@"):
+        address = "\\0" + address[1:]
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    for shift in ("", "x", "xx"):  # one of the three is cut inside a character, wherever the cut
+        notify.sendto(("READY=1\\nSTATUS=" + shift + sys.argv[1] * 3000).encode(), address)
+    print("sent", flush=True)
+    sys.stdin.read()
+""")
+
+
+@pytest.mark.parametrize("char", ["x", "é", "€"], ids=["ascii", "2-byte", "3-byte"])
+def test_a_long_status_is_shortened_not_the_line(procs, graceinit_bin, char):
+    sup = procs.start([graceinit_bin, "--log-format", "json", "-v", "--notify", "--",
+                       PYTHON, "-c", STATUS_APP, char], stdin=subprocess.PIPE)
+    sup.stdout.wait_for("sent", timeout=15)
+    procfs.wait_until(lambda: b'"status_text"' in sup.stderr.data() or b"STATUS" in sup.stderr.data(), 5,
+                      lambda: "the status event; stderr: %s" % sup.stderr_text())
+    sup.send(signal.SIGTERM)
+    sup.wait(timeout=15)
+    records = strict_json_lines(sup.stderr.data(timeout=5))
+    status = [r for r in records if "truncated" in r and any("status" in f for f in r["truncated"])]
+    assert status, records
+    assert any(r["event"] == "termination_report" for r in records)
+
+
+def test_forty_failed_post_hooks_fit_in_the_report(procs, graceinit_bin, tmp_path):
+    hook_dir = tmp_path / "post.d"
+    hook_dir.mkdir()
+    for n in range(40):
+        hook = hook_dir / ("%02d-" % n + "a-hook-with-a-long-and-descriptive-name-é" * 3)
+        hook.write_text("#!/bin/sh\nexit 1\n")
+        hook.chmod(0o755)
+    sup = procs.start([graceinit_bin, "--log-format", "json", "--post-hook-dir", str(hook_dir),
+                       "--", "sleep", "30"], stdout=subprocess.DEVNULL)
+    procfs.wait_until(lambda: sup.children(), 10, "the app")
+    sup.send(signal.SIGTERM)
+    assert sup.wait(timeout=30) == 128 + signal.SIGTERM, sup.describe()
+    records = strict_json_lines(sup.stderr.data(timeout=5))
+    report = [r for r in records if r["event"] == "termination_report"]
+    assert len(report) == 1, records
+    assert report[0]["level"] == "notice"
+    assert "failed_hooks" in report[0]["truncated"], report[0]
+    assert 0 < len(report[0]["failed_hooks"]) < 40
+
+
+def test_six_hundred_leftovers_fit_in_one_line(procs, graceinit_bin):
+    app = "trap '' TERM; i=0; while [ $i -lt 600 ]; do sleep 60 & i=$((i+1)); done; echo spawned"
+    sup = procs.start([graceinit_bin, "--log-format", "json", "--leftover-grace", "0.5", "--",
+                       "sh", "-c", app])
+    sup.stdout.wait_for("spawned", timeout=30)
+    assert sup.wait(timeout=40) == 0, sup.describe()
+    records = strict_json_lines(sup.stderr.data(timeout=5))
+    killed = [r for r in records if r["event"] == "leftovers_killed"]
+    assert len(killed) == 1, records
+    assert "pids" in killed[0]["truncated"] and len(killed[0]["pids"]) < 600
+
+
+def test_a_long_usage_error_stays_one_json_line(procs, graceinit_bin):
+    sup = procs.start([graceinit_bin, "--log-format", "json", "--", "true"],
+                      env=procs.env(GRACEINIT_DRAIN_IGNORE="1" * 5000))
+    assert sup.wait(timeout=15) == USAGE_ERROR
+    records = strict_json_lines(sup.stderr.data(timeout=5))
+    assert len(records) == 1 and records[0]["event"] == "usage_error", records
+    assert "GRACEINIT_DRAIN_IGNORE" in records[0]["msg"]
+
+
+def test_bytes_that_are_not_utf8_are_escaped_for_strict_parsers(procs, graceinit_bin):
+    sup = procs.start([graceinit_bin, "--log-format", "json", "-v", "--", "sh", "-c", "exit 0",
+                       b"caf\xe9\xff"])
+    assert sup.wait(timeout=15) == 0, sup.describe()
+    records = strict_json_lines(sup.stderr.data(timeout=5))
+    started = [r for r in records if r["event"] == "child_started"]
+    assert "caf\\xe9\\xff" in started[0]["command"], started
+
+
+def test_c1_controls_from_argv_are_escaped_in_text_mode(procs, graceinit_bin):
+    """U+009B is CSI on a terminal that honours 8-bit controls: `\\x9b2J` would clear it."""
+    sup = procs.start([graceinit_bin, "-v", "--", "sh", "-c", "exit 0", "\u009b2J\u0085x"])
+    assert sup.wait(timeout=15) == 0, sup.describe()
+    raw = sup.stderr.data(timeout=5)
+    text = raw.decode("utf-8")
+    assert "\\x9b2J\\x85x" in text, text
+    assert not any(0x80 <= ord(c) <= 0x9F for c in text), text
+
+
+@pytest.mark.parametrize("char", ["é", "€"])
+def test_a_long_text_line_is_cut_between_characters(procs, graceinit_bin, char):
+    sup = procs.start([graceinit_bin, "-v", "--notify", "--", PYTHON, "-c", STATUS_APP, char],
+                      stdin=subprocess.PIPE)
+    sup.stdout.wait_for("sent", timeout=15)
+    procfs.wait_until(lambda: b"status:" in sup.stderr.data(), 5,
+                      lambda: "the status line; stderr: %s" % sup.stderr_text())
+    sup.send(signal.SIGTERM)
+    sup.wait(timeout=15)
+    lines = sup.stderr.data(timeout=5).split(b"\n")
+    assert any(b"status:" in line for line in lines)
+    for line in lines:
+        assert len(line) < PIPE_BUF
+        line.decode("utf-8")
+
+
+# --- issue 19 item 2 (18 item 6): no line lost or damaged, whatever stderr is ----------------
+
+
+def _read_all(fd, timeout=15):
+    """Everything from fd until every writer is gone (EOF; EIO on a pty), bounded."""
+    import select as _select
+
+    chunks, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _select.select([fd], [], [], 0.5)[0]:
+            continue
+        try:
+            data = os.read(fd, 65536)
+        except OSError:  # EIO: the pty's last slave is closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("kind", ["file", "pipe", "tty", "socket"])
+def test_no_line_lost_or_damaged_on_any_stderr(procs, graceinit_bin, tmp_path, kind):
+    """graceinit and the app write the same stderr: on a regular file opened without
+    O_APPEND (`2> out.log`) graceinit's own description used to write at its own offset and
+    the app overwrote its lines."""
+    argv = [graceinit_bin, "-v", "--", "sh", "-c", "echo a >&2; sleep 0.2; echo b >&2; sleep 0.2"]
+    if kind == "file":
+        path = tmp_path / "out.log"
+        with open(path, "wb") as stderr:  # O_WRONLY|O_TRUNC, as a shell's `2>`
+            sup = procs.start(argv, stderr=stderr)
+        sup.wait(timeout=15)
+        raw = path.read_bytes()
+    elif kind == "pipe":
+        sup = procs.start(argv, lines=False)
+        raw = sup.stderr.data(timeout=15)
+        sup.wait(timeout=15)
+    else:
+        if kind == "tty":
+            ours, theirs = os.openpty()
+        else:
+            ours, theirs = (s.detach() for s in socket.socketpair())
+        try:
+            sup = procs.start(argv, stderr=theirs)
+            os.close(theirs)
+            theirs = None
+            raw = _read_all(ours)
+            sup.wait(timeout=15)
+        finally:
+            os.close(ours)
+            if theirs is not None:
+                os.close(theirs)
+    assert sup.rc == 0, raw
+    lines = raw.decode("utf-8").replace("\r\n", "\n").splitlines()
+    ours_lines = [line for line in lines if line.startswith("[graceinit] ")]
+    assert [line for line in lines if not line.startswith("[graceinit] ")] == ["a", "b"], lines
+    assert len(ours_lines) == 3, lines
+    assert ours_lines[0].startswith("[graceinit] started sh -c") and ours_lines[0].endswith(
+        "as pid %s" % ours_lines[1].split()[2]), lines
+    assert ours_lines[1].startswith("[graceinit] child ") and ours_lines[2] == "[graceinit] exiting with status 0"
+
+
+# --- issue 18 item 5: no leftover escapes, also when graceinit is not PID 1 ------------------
+
+HOPPER_APP = textwrap.dedent("""
+    import os, signal, sys, time
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    trail = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    if os.fork():
+        print("hopping", flush=True)
+        os._exit(0)  # the app is done; its child hops on as a leftover
+    os.close(1)
+    while True:  # a new pid every 20 ms: the one graceinit listed is always gone
+        time.sleep(0.02)
+        if os.fork():
+            os._exit(0)
+        os.write(trail, b".")
+""")
+
+
+def test_a_leftover_that_keeps_forking_is_hunted_down(procs, graceinit_bin, pid1, tmp_path):
+    """graceinit exited 0 after one pass over the leftovers, and the hopper ran on."""
+    trail = tmp_path / "hops"
+    sup = procs.start([graceinit_bin, "--log-format", "json", "--leftover-grace", "1", "--",
+                       PYTHON, "-c", HOPPER_APP, trail], pid1=pid1)
+    sup.stdout.wait_for("hopping", timeout=15)
+    rc = sup.wait(timeout=20)
+    hops = trail.stat().st_size
+    time.sleep(0.3)  # 15 hops' time: a hopper alive leaves a longer trail (absence has no event)
+    records = strict_json_lines(sup.stderr.data(timeout=5))
+    assert trail.stat().st_size == hops and procs.tagged_processes() == [], records
+    assert rc == 0, records
+    events = [r["event"] for r in records]
+    assert "leftovers_killed" in events and "leftovers_survived" not in events, records

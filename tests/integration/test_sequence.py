@@ -196,6 +196,7 @@ def test_json_log_every_line_is_an_event_and_the_report_closes_it(gi, pid1):
     for record in records:
         assert {"ts", "level", "event", "msg"} <= set(record), record
         assert record["ts"].endswith("Z")
+        assert record["logger"] == "graceinit", record  # issue 19 item 6: one stream, two loggers
     names = [record["event"] for record in records]
     for name in ("child_started", "stop_signal", "stop_delay", "stop_forwarded", "child_exited",
                  "hook_started", "exiting", "termination_report"):
@@ -203,6 +204,7 @@ def test_json_log_every_line_is_an_event_and_the_report_closes_it(gi, pid1):
     report = records[-1]
     assert report["event"] == "termination_report" and report["status"] == 143
     assert report["ended_by"] == "signal" and report["signal"] == "SIGTERM"
+    assert report["level"] == "notice"  # shown by default, so not "info" (issue 19 item 6)
 
 
 @pytest.mark.timeout(10)

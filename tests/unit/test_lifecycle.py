@@ -187,6 +187,35 @@ def test_daemons_a_post_hook_started_are_stopped_before_exit() -> None:
     assert (pytest.approx(1.1), ("700", TERM)) in system.actions("send")
 
 
+def test_leftovers_forked_while_being_ended_are_ended_too() -> None:
+    # Issue 18 item 5: the listed leftover forks as it dies; not PID 1, the child would escape.
+    system = FakeSystem({"app": Behaviour(runs=1.0)})
+    system.leftover_pids = [500]
+    system.forks_when_signalled = {500: 501, 501: 502}
+    run(cfg(leftover_grace=2.0), system)
+    sent = [(pid, signum) for _, (pid, signum) in system.actions("send") if signum != CONT]
+    assert sent == [("500", TERM), ("501", TERM), ("502", TERM)]
+    assert system.leftovers() == []
+
+
+def test_leftovers_that_never_die_are_given_up_on_within_the_bound_and_reported() -> None:
+    system = FakeSystem({"app": Behaviour(on_signal={TERM: 0.1})})
+    system.leftover_pids = [500, 600]
+    system.unkillable = {600}
+    system.at(1.0, Signal(TERM))
+    status = run(cfg(leftover_grace=2.0), system)
+    report = system.report
+    assert status == 143
+    kills = [(at, pid) for at, (pid, signum) in system.actions("send") if signum == KILL]
+    assert kills == [(pytest.approx(3.1), "600")]
+    [survived] = report.named("leftovers_survived")
+    assert survived["pids"] == [600]
+    [fields] = report.named("termination_report")
+    assert fields["leftovers_survived"] == 1 and fields["leftovers_killed"] == 1
+    assert fields["leftovers_terminated"] == 2
+    assert fields["leftovers_s"] == pytest.approx(2.0 + 5.0)  # --leftover-grace + KILL_WAIT
+
+
 def test_the_log_says_the_delay_the_budget_leaves_not_the_one_asked_for() -> None:
     # Issue 10 item 16: --termination-budget 4 --stop-delay 10 must not say "for 10s".
     system = FakeSystem({"app": Behaviour(on_signal={TERM: 0.1})})

@@ -64,6 +64,7 @@ def test_json_record_has_ts_level_event_msg_and_fields() -> None:
 
     record = json.loads(in_child(body))
     assert record["level"] == "warning" and record["event"] == "sigkill"
+    assert record["logger"] == "graceinit"
     assert record["msg"] == "grace period over" and record["pid"] == 12
     assert record["ts"].endswith("Z") and record["ts"][10] == "T"
 
@@ -90,6 +91,42 @@ def test_a_full_stderr_drops_lines_instead_of_blocking_and_counts_them() -> None
     in_child(body, fill=True)  # the child's alarm kills it if a write blocks
 
 
-@pytest.mark.parametrize("text", ["\x00", "\x07bell", "\r", "\t", "\x7f"])
+@pytest.mark.parametrize("text", ["\x00", "\x07bell", "\r", "\t", "\x7f", "\x9b2J", "\x85", "\x80\x9f"])
 def test_escape_leaves_no_control_character(text: str) -> None:
-    assert not any(ord(char) < 0x20 or ord(char) == 0x7F for char in log.escape(text))
+    assert not any(ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0 for char in log.escape(text))
+
+
+def _strict(data: bytes) -> dict:
+    assert len(data) <= 4096 and data.endswith(b"\n") and data.count(b"\n") == 1
+    record = json.loads(data.decode("utf-8"))
+    json.dumps(record, ensure_ascii=False).encode("utf-8")  # no lone surrogate survived
+    return record
+
+
+@pytest.mark.parametrize("field", ["x" * 9000, "€" * 3000, list(range(3000)), ["hook-é" * 20] * 60])
+def test_a_long_field_is_shortened_and_named_not_the_line(field: object) -> None:
+    record = _strict(log._json_line({"ts": "t", "level": "info", "logger": "graceinit", "event": "e",
+                                     "msg": "short", "big": field, "small": 7}))
+    assert record["truncated"] == ["big"] and record["small"] == 7 and record["msg"] == "short"
+
+
+def test_many_long_fields_still_give_one_line() -> None:
+    fields = {f"f{n}": "y" * 500 for n in range(40)}
+    record = _strict(log._json_line({"ts": "t", "level": "info", "logger": "graceinit", "event": "e",
+                                     "msg": "m", **fields}))
+    assert record["event"] == "e" and record["truncated"]
+
+
+def test_a_record_of_countless_tiny_fields_falls_back_to_what_must_be_said() -> None:
+    fields = {f"field{n}": n for n in range(2000)}
+    record = _strict(log._json_line({"ts": "t", "level": "warning", "logger": "graceinit", "event": "e",
+                                     "msg": "m", **fields}))
+    assert record["event"] == "e" and record["truncated"] == ["*"]
+
+
+def test_bytes_that_were_not_utf8_and_c1_controls_are_escaped_in_json() -> None:
+    argv = b"caf\xe9 \xff".decode("utf-8", "surrogateescape") + "\x9b2J\ud800"
+    record = _strict(log._json_line({"ts": "t", "level": "info", "logger": "graceinit", "event": "e",
+                                     "msg": argv}))
+    assert record["msg"] == "caf\\xe9 \\xff\x9b2J\ufffd"
+    assert b"\\u009b" in log._json_bytes(argv)
