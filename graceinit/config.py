@@ -134,7 +134,7 @@ class Config(_Frozen):
         "stop_delay", "stop_delay_auto", "stop_delay_min", "stop_delay_max", "grace_period",
         "hook_timeout", "leftover_grace", "termination_budget", "ready_file", "stdout", "stderr",
         "link_stdout", "link_stderr", "listen", "notify", "restart_signal", "ready_timeout",
-        "drain_ignore", "stop_signals", "ready_port",
+        "drain_ignore", "stop_signals", "ready_port", "ledger",
     )
     _defaults = {
         "process_group": True,
@@ -169,6 +169,7 @@ class Config(_Frozen):
         "drain_ignore": (),  # normalized CIDR strings and :PORTs
         "stop_signals": DEFAULT_STOP_SIGNALS,
         "ready_port": None,  # (host, port): graceinit answers readiness probes there
+        "ledger": True,  # the loss fields of the termination report (ledger.py)
     }
     command: Argv
     process_group: bool
@@ -203,6 +204,7 @@ class Config(_Frozen):
     drain_ignore: Tuple[str, ...]
     stop_signals: FrozenSet[int]
     ready_port: Optional[Tuple[str, int]]
+    ledger: bool
 
     @property
     def wanted_stop_delay(self) -> float:
@@ -634,6 +636,7 @@ def build_config(command: Sequence[str], values: Mapping[str, Any], named: Mappi
         drain_ignore=tuple(drain_ignore),
         stop_signals=values["stop_signals"],
         ready_port=values["ready_port"],
+        ledger=values["ledger"],
     )
 
 

@@ -122,4 +122,8 @@ def termination_message(fields: Dict[str, Any]) -> str:
         parts[-1] += f"; budget {fields['budget_s']:g}s"
     if "log_lines_dropped" in fields:
         parts[-1] += f"; {fields['log_lines_dropped']} log lines dropped"
+    if "losses" in fields:  # the ledger's (ledger.py): only a stop that reached the child has one
+        from graceinit.ledger import summary
+
+        parts[-1] += f"; {summary(fields)}"
     return " ".join(parts)

@@ -58,7 +58,7 @@ INET_DIAG_INFO = 2
 DESTROY_GROUPS = (1 << 0) | (1 << 2)
 SOL_NETLINK = 270
 
-TCP_ESTABLISHED, TCP_TIME_WAIT, TCP_LISTEN = 1, 6, 10
+TCP_ESTABLISHED, TCP_TIME_WAIT, TCP_CLOSE_WAIT, TCP_LISTEN = 1, 6, 8, 10
 # Open connections: established, closing on either side (not SYN_RECV: a request socket,
 # not yet accepted, is seen again once established).
 OPEN_STATES = sum(1 << state for state in (1, 4, 5, 8, 9, 11))
@@ -75,8 +75,9 @@ _PORT = struct.Struct("!H")
 # inet_diag_msg offsets: state 1, sport 4, dport 6, src 8, dst 24, cookie 44, expires 52; the
 # socket id (what an exact lookup sends back) is 4:52; attributes follow at _MSG.size.
 _ID = slice(4, 52)
-# struct tcp_info (linux/tcp.h): last_data_recv at 52, data_segs_in at 152 and data_segs_out
-# at 156 (Linux >= 4.6).
+# struct tcp_info (linux/tcp.h): last_data_sent at 44, last_data_recv at 52, data_segs_in at
+# 152 and data_segs_out at 156 (Linux >= 4.6).
+_LAST_DATA_SENT_AT = 44
 _LAST_DATA_RECV_AT = 52
 _DATA_SEGS_IN_AT = 152
 _DATA_SEGS_OUT_AT = 156
@@ -669,15 +670,16 @@ def _socket_inodes(pids: Sequence[int]) -> Set[int]:
     return inodes
 
 
-def _listeners(diag: _Diag, inodes: Set[int]) -> Set[Tuple[int, int, bytes]]:
-    """(family, port, local address as the kernel gives it) of the listeners among inodes.
-    A dump of listeners only walks the listening table, not the node's connections."""
+def _listeners(diag: _Diag, inodes: Optional[Set[int]]) -> Set[Tuple[int, int, bytes]]:
+    """(family, port, local address as the kernel gives it) of the listeners among inodes
+    (None: all of them). A dump of listeners only walks the listening table, not the node's
+    connections."""
     found = set()
     for family in FAMILIES:
         for chunk, start, _ in diag.dump(family, 1 << TCP_LISTEN):
             fields = _MSG.unpack_from(chunk, start)
             sport, src, inode = fields[4], fields[6], fields[14]
-            if inode in inodes:
+            if inodes is None or inode in inodes:
                 found.add((family, socket.ntohs(sport), src))
     return found
 
@@ -693,3 +695,47 @@ def _reason(error: BaseException) -> str:
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
     return str(error) or type(error).__name__
+
+
+# --- for the ledger (ledger.py): at SIGKILL and at the report, never on the forward's path ---
+
+
+def foreign_listeners(root_pid: int) -> int:
+    """How many of the namespace's TCP listeners root_pid's process tree does not hold."""
+    diag = _Diag()
+    try:
+        return len(_listeners(diag, None) - _listeners(diag, _socket_inodes(procs.tree(root_pid))))
+    finally:
+        diag.close()
+
+
+def in_flight(root_pid: int, ephemeral: Tuple[int, int]) -> Tuple[int, int]:
+    """Connections that clients opened to root_pid's process tree (held by it, on a listener's
+    port or a local port outside the `ephemeral` range, which outgoing ones come from), with a
+    request in flight: data unread, data received and nothing ever sent, or data received
+    after the last data sent (a millisecond apart at least).
+    Returns (how many, how many of them with data unread)."""
+    diag = _Diag()
+    count = unread = 0
+    try:
+        inodes = _socket_inodes(procs.tree(root_pid))
+        listening = {port for _, port, _ in _listeners(diag, inodes)}
+        for family in FAMILIES:
+            for chunk, start, end in diag.dump(family, (1 << TCP_ESTABLISHED) | (1 << TCP_CLOSE_WAIT), info=True):
+                fields = _MSG.unpack_from(chunk, start)
+                port = socket.ntohs(fields[4])
+                if fields[14] not in inodes or (ephemeral[0] <= port <= ephemeral[1] and port not in listening):
+                    continue  # not the app's, or its own outgoing connection
+                info = _attribute(chunk, start + _MSG.size, end, INET_DIAG_INFO)
+                if info is None or info[1] - info[0] < _DATA_SEGS_OUT_AT + 4:
+                    continue  # a kernel before 4.6
+                segs_in = _U32.unpack_from(chunk, info[0] + _DATA_SEGS_IN_AT)[0]
+                segs_out = _U32.unpack_from(chunk, info[0] + _DATA_SEGS_OUT_AT)[0]
+                since_sent = _U32.unpack_from(chunk, info[0] + _LAST_DATA_SENT_AT)[0]
+                since_received = _U32.unpack_from(chunk, info[0] + _LAST_DATA_RECV_AT)[0]
+                if fields[11] or (segs_in and (not segs_out or since_received < since_sent)):
+                    count += 1
+                    unread += fields[11] > 0
+    finally:
+        diag.close()
+    return count, unread
