@@ -1,25 +1,34 @@
-"""Pod deletion behind a Service VIP and an ingress, with an endpoint-removal lag nobody knows.
+"""Pod deletion behind a Service VIP or an ingress, with an endpoint-removal lag nobody knows.
 
     python -m benchmarks.bench_drain [--trials N] [--scenario NAME ...] [--budget SECONDS]
 
-The real stack of issue 9, on loopback addresses inside a network namespace of its own
-(the script re-executes itself under `unshare --net`):
+Everything runs in a network namespace of the benchmark's own (it re-executes itself under
+`unshare --net`), so nothing leaves the machine:
 
-- backend A (deleted each trial) and backend B (stays), each gunicorn (gthread, keep-alive)
-  or uvicorn; A runs under each init as PID 1 of its own PID namespace;
-- a Service VIP 127.0.0.100:80 made with iptables DNAT and `statistic` rules like
+- backend A (deleted each trial) runs under the init as PID 1 of its own PID namespace, in a
+  **network namespace of its own** (a pod's: a veth pair, A at 10.0.1.1; on the node's side
+  10.0.1.254 for nginx and the attacks, 10.0.1.253 for the probe, 10.0.1.252 for the
+  harness's own readiness polls); backend B (stays) on 127.0.1.2:8001. Both gunicorn
+  (gthread, keep-alive 5 s);
+- a Service VIP 10.96.0.10:80 made with iptables DNAT and `statistic` rules like
   kube-proxy's, in chains of our own (GIDRAIN-*), removed at exit even on error;
 - nginx on 127.0.0.10:8080 as an ingress with upstream keepalive, reloaded without A;
-- hey as the client, rate-limited, keep-alive or a new connection per request.
+- clients from drain_apps.py (8 × 40 req/s; keep-alive, a connection per request that the
+  server closes, or one that the client closes first), recording every request, so that
+  requests/s to A and B can be plotted around the deletion;
+- a kubelet-like probe of A from 10.0.1.253 (`Connection: close`, `kube-probe/1.33`) every
+  1 or 10 s, for --probe-before seconds before the deletion and on;
+- the attacks of issue 15 straight at A: bursts of 20 HTTP/1.0 requests every 3 s from
+  0.2 s after SIGTERM, an 8 MB upload every 2.5 s, one peer with two kinds of client;
+- with --node-sockets N: N idle established sockets in 8 other network namespaces (the
+  other pods of a node), which every socket dump walks.
 
-A trial: start A, put it behind the VIP / nginx, start the client, then delete the pod:
-SIGTERM to A's init (after a preStop `sleep 8` for that row) at t0, and A removed from the
-VIP / nginx at t0 + L, L uniform in [0.2, 8] s and unknown to the init. Rows are interleaved
-and share each round's L. Per row: failed requests / sent, (t0 -> init exit) - L, and the
-init's CPU while it waited. The control row removes A at L and never signals it: what fails
-there is the stack's own doing (nginx's reload resets a few kept-alive client connections).
-Upstream failures at A (nginx's access log: an attempt at A that got no answer, even when
-retried on B) are counted separately from what the client saw.
+A trial deletes the pod: SIGTERM to A's init at t0, and A leaves the VIP / nginx at t0 + L,
+L uniform in [0.2, 8] s and unknown to the init. Per trial: requests that failed, graceinit's
+forward (its "stop delay over after X s") minus L, the forward minus the last request A
+answered, how the wait ended, and the init's CPU while it waited. Scenarios run interleaved
+(round 1 of each, then round 2, ...). The first trial of each scenario is plotted
+(benchmarks/drain-SCENARIO.png, with the `bench` extra: matplotlib).
 """
 
 from __future__ import annotations
@@ -35,90 +44,74 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 GRACEINIT = os.environ.get("BENCH_GRACEINIT") or str(Path(PYTHON).with_name("graceinit"))
-A, B = "127.0.1.1", "127.0.1.2"
-PORT = 8000
-# B on another port: in a cluster A and B are in network namespaces of their own; here they
-# share one, and graceinit under A would see B's connections on the same port.
-B_PORT = 8001
-VIP, VIP_PORT = "127.0.0.100", 80
+A, NODE, PROBE_FROM, HARNESS = "10.0.1.1", "10.0.1.254", "10.0.1.253", "10.0.1.252"
+B = "127.0.1.2"
+PORT, B_PORT = 8000, 8001
+VIP, VIP_PORT = "10.96.0.10", 80
 INGRESS, INGRESS_PORT = "127.0.0.10", 8080
 CHAIN_SVC, CHAIN_A, CHAIN_B = "GIDRAIN-SVC", "GIDRAIN-SEP-A", "GIDRAIN-SEP-B"
-PRESTOP = 8.0
 LAG = (0.2, 8.0)
-CLIENTS, RATE_PER_CLIENT = 8, 40  # hey: 8 workers x 40 req/s = 320 req/s
-PID1 = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", "--"]
-
-
-@dataclass(frozen=True)
-class Row:
-    name: str
-    init: List[str]  # argv before `-- APP`; empty: the control (never signalled)
-    prestop: float = 0.0
-
-
-def rows(auto_max: float) -> List[Row]:
-    return [
-        Row("tini", ["tini", "-s"]),
-        Row("tini + preStop sleep 8", ["tini", "-s"], prestop=PRESTOP),
-        Row("graceinit --stop-delay 2", [GRACEINIT, "--stop-delay", "2"]),
-        Row("graceinit --stop-delay 8", [GRACEINIT, "--stop-delay", "8"]),
-        Row("graceinit --stop-delay auto", [GRACEINIT, "-v", "--stop-delay", "auto", "--stop-delay-max", f"{auto_max:g}"]),
-        Row("control: removed, never signalled", []),
-    ]
+CLIENTS, RATE_PER_CLIENT = 8, 40
+PID1 = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", "--net", "--"]
 
 
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    path: str  # "dnat" or "nginx"
-    keepalive: bool
-    app: str = "gunicorn"
+    path: str  # "dnat", "nginx", or "direct" (attacks straight at A)
+    mode: str = ""  # the load client's mode (drain_apps.py)
+    probe: float = 0.0  # kubelet-like probe period, 0: none
+    attack: str = ""  # "burst", "upload", "mix"
+    node_sockets: bool = False  # with --node-sockets idle sockets in other namespaces
 
 
-SCENARIOS = {
-    s.name: s for s in (
-        Scenario("dnat-close", "dnat", False),
-        Scenario("nginx-keepalive", "nginx", True),
-        Scenario("nginx-close", "nginx", False),
-        Scenario("dnat-keepalive", "dnat", True),
-        Scenario("uvicorn-nginx-keepalive", "nginx", True, app="uvicorn"),
-        Scenario("uvicorn-dnat-close", "dnat", False, app="uvicorn"),
-    )
-}
+SCENARIOS = {s.name: s for s in (
+    Scenario("nginx-keepalive", "nginx", "keepalive"),
+    Scenario("dnat-server-close", "dnat", "server-close"),
+    Scenario("dnat-close-first", "dnat", "close-first"),
+    Scenario("nginx-keepalive+probe1s", "nginx", "keepalive", probe=1.0),
+    Scenario("dnat-close-first+probe1s", "dnat", "close-first", probe=1.0),
+    Scenario("dnat-server-close+probe10s", "dnat", "server-close", probe=10.0),
+    Scenario("nginx-keepalive+probe10s", "nginx", "keepalive", probe=10.0),
+    Scenario("bursts", "direct", attack="burst"),
+    Scenario("uploads", "direct", attack="upload"),
+    Scenario("two-clients-one-peer", "direct", attack="mix"),
+    Scenario("dnat-close-first+node-sockets", "dnat", "close-first", node_sockets=True),
+)}
 
 
 @dataclass
 class Trial:
-    row: str
+    scenario: str
     lag: float
-    exit_minus_lag: Optional[float]
     sent: int
-    failed: int  # what the client saw: errors and non-200 answers
-    upstream_failed: int  # nginx: attempts at A that failed (retried or not)
-    cpu_share: Optional[float]  # the init's CPU / wall time from t0 to its exit
-    drain: str = ""
-    forward_minus_lag: Optional[float] = None  # auto: when graceinit forwarded, minus L
+    failed: int
+    failed_at_a: int
+    forward_minus_lag: Optional[float]
+    forward_minus_last: Optional[float]  # the forward minus the last request A answered
+    ended: str
+    cpu_share: Optional[float]
+    seconds: float
 
 
 # --- the stack ------------------------------------------------------------------------------
 
 
-def app_argv(app: str, host: str) -> List[str]:
-    port = B_PORT if host == B else PORT
-    if app == "gunicorn":
-        return [str(Path(PYTHON).with_name("gunicorn")), "-k", "gthread", "--threads", "8", "-w", "2",
-                "--keep-alive", "5", "--graceful-timeout", "20", "-b", f"{host}:{port}", "--chdir", str(ROOT),
-                "--no-control-socket", "benchmarks.drain_apps:wsgi"]
-    return [str(Path(PYTHON).with_name("uvicorn")), "--host", host, "--port", str(port), "--app-dir", str(ROOT),
-            "--timeout-graceful-shutdown", "20", "--log-level", "warning", "benchmarks.drain_apps:asgi"]
+def sh(*argv: str, check: bool = True) -> None:
+    subprocess.run(list(argv), check=check, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def app_argv(host: str, port: int) -> List[str]:
+    return [str(Path(PYTHON).with_name("gunicorn")), "-k", "gthread", "--threads", "8", "-w", "2",
+            "--keep-alive", "5", "--graceful-timeout", "20", "-b", f"{host}:{port}", "--chdir", str(ROOT),
+            "--no-control-socket", "benchmarks.drain_apps:wsgi"]
 
 
 def iptables_restore(rules: str) -> None:
@@ -156,8 +149,7 @@ pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
-    log_format up '$msec $status "$upstream_addr" "$upstream_status"';
-    access_log {dir}/access.log up;
+    access_log off;
     client_body_temp_path {dir}/body; proxy_temp_path {dir}/proxy;
     fastcgi_temp_path {dir}/fcgi; uwsgi_temp_path {dir}/uwsgi; scgi_temp_path {dir}/scgi;
     upstream app {{
@@ -171,6 +163,7 @@ http {{
             proxy_pass http://app;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            proxy_next_upstream off;  # a failure at A is the client's failure: counted
         }}
     }}
 }}
@@ -181,7 +174,7 @@ class Nginx:
     def __init__(self, directory: Path) -> None:
         self.dir = directory
         self.conf = directory / "nginx.conf"
-        self.write(with_a=True)
+        self.write(with_a=False)
         self.proc = subprocess.Popen(["nginx", "-c", str(self.conf), "-g", "daemon off;"], start_new_session=True)
         wait_for_http(f"http://{INGRESS}:{INGRESS_PORT}/", 10)
 
@@ -193,27 +186,6 @@ class Nginx:
         self.write(with_a)
         self.proc.send_signal(signal.SIGHUP)
 
-    def log_offset(self) -> int:
-        path = self.dir / "access.log"
-        return path.stat().st_size if path.exists() else 0
-
-    def upstream_failures_at_a(self, offset: int) -> int:
-        """Requests whose attempt at A got no good answer (502/504, or a retry on B)."""
-        failed = 0
-        with open(self.dir / "access.log", "rb") as log:
-            log.seek(offset)
-            for line in log.read().decode(errors="replace").splitlines():
-                match = re.match(r'\S+ (\d+) "([^"]*)" "([^"]*)"', line)
-                if not match:
-                    continue
-                addrs = [a.strip() for a in re.split(r"[,:]\s", match.group(2)) if a.strip()]
-                statuses = [s.strip() for s in re.split(r"[,:]\s*", match.group(3)) if s.strip()]
-                for addr, status in zip(addrs, statuses):
-                    if addr.startswith(A) and status != "200":
-                        failed += 1
-                        break
-        return failed
-
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGQUIT)
@@ -224,14 +196,25 @@ class Nginx:
                 self.proc.wait(5)
 
 
-def wait_for_http(url: str, timeout: float) -> None:
+def wait_for_http(url: str, timeout: float, source: str = "") -> None:
+    """Until `url` answers 200; from `source` when given (A is polled from an address of the
+    harness's own: from the ingress's, its requests would be part of the ingress's rhythm)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    where = urlsplit(url)
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=1) as answer:
-                if answer.status == 200:
+            connection = http.client.HTTPConnection(where.hostname or "", where.port or 80, timeout=1,
+                                                    source_address=(source, 0) if source else None)
+            try:
+                connection.request("GET", where.path or "/")
+                if connection.getresponse().status == 200:
                     return
-        except OSError:
+            finally:
+                connection.close()
+        except (OSError, http.client.HTTPException):
             pass
         if time.monotonic() > deadline:
             raise RuntimeError(f"{url} did not answer within {timeout:g}s")
@@ -254,6 +237,21 @@ def init_pid(wrapper: subprocess.Popen, timeout: float = 10.0) -> int:
     raise RuntimeError("the init did not start")
 
 
+def wire_pod(pid: int) -> None:
+    """A veth pair between the benchmark's namespace (the node) and A's (the pod)."""
+    sh("ip", "link", "del", "vnode", check=False)
+    sh("ip", "link", "add", "name", "vnode", "type", "veth", "peer", "name", "vpod", "netns", str(pid))
+    sh("ip", "addr", "add", f"{NODE}/24", "dev", "vnode")
+    sh("ip", "addr", "add", f"{PROBE_FROM}/24", "dev", "vnode")
+    sh("ip", "addr", "add", f"{HARNESS}/24", "dev", "vnode")
+    sh("ip", "link", "set", "vnode", "up")
+    inside = ["nsenter", "-t", str(pid), "-n"]
+    sh(*inside, "ip", "link", "set", "lo", "up")
+    sh(*inside, "ip", "addr", "add", f"{A}/24", "dev", "vpod")
+    sh(*inside, "ip", "link", "set", "vpod", "up")
+    sh(*inside, "ip", "route", "add", "default", "via", NODE)
+
+
 def cpu_seconds(pid: int) -> Optional[float]:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
@@ -262,61 +260,98 @@ def cpu_seconds(pid: int) -> Optional[float]:
         return None
 
 
-def hey(url: str, keepalive: bool) -> subprocess.Popen:
-    argv = ["hey", "-z", "120s", "-c", str(CLIENTS), "-q", str(RATE_PER_CLIENT), "-t", "5"]
-    if not keepalive:
-        argv.append("-disable-keepalive")
-    return subprocess.Popen([*argv, url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+def client(url: str, mode: str, out: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([PYTHON, "-m", "benchmarks.drain_apps", "load", url, "--mode", mode, "--out", str(out),
+                             *extra], cwd=ROOT, start_new_session=True)
 
 
-def hey_result(proc: subprocess.Popen) -> tuple:
-    """(sent, failed) from hey's report after SIGINT."""
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=30)
-    ok = sum(int(n) for n in re.findall(r"\[200\]\s+(\d+) responses", out))
-    other = sum(int(n) for code, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", out) if code != "200")
-    errors = sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]\s+(?:Get|Post|dial|read)", out, re.M))
-    return ok + other + errors, other + errors
+def stop_client(proc: subprocess.Popen, out: Path) -> List[Tuple[float, float, str, str]]:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+    records = []
+    if out.exists():
+        for line in out.read_text().splitlines():
+            start, end, status, backend = line.split()
+            records.append((float(start), float(end), status, backend))
+    return records
+
+
+class NodeSockets:
+    """Idle established sockets in 8 network namespaces of their own."""
+
+    def __init__(self, total: int) -> None:
+        self.procs = []
+        for _ in range(8):
+            proc = subprocess.Popen(["unshare", "--net", "--", "sh", "-c",
+                                     f"ip link set lo up && exec {PYTHON} -m benchmarks.drain_apps hold {total // 16}"],
+                                    cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True)
+            self.procs.append(proc)
+        for proc in self.procs:
+            if proc.stdout is None or proc.stdout.readline().strip() != "ready":
+                raise RuntimeError("a socket holder did not start")
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
 
 
 # --- one trial ------------------------------------------------------------------------------
 
 
-def trial(scenario: Scenario, row: Row, lag: float, nginx: Optional[Nginx], work: Path) -> Trial:
-    app = app_argv(scenario.app, A)
-    env = {**os.environ, "BENCH_NAME": "A"}
+def trial(scenario: Scenario, lag: float, nginx: Nginx, work: Path, auto_max: float,
+          probe_before: float) -> Tuple[Trial, Dict[str, object]]:
     log_path = work / "a.log"
     with open(log_path, "w") as log:
-        wrapper = subprocess.Popen(PID1 + (row.init + ["--"] if row.init else []) + app, env=env,
+        wrapper = subprocess.Popen(PID1 + [GRACEINIT, os.environ.get("GIDRAIN_VERBOSITY", "-v"), "--stop-delay", "auto", "--stop-delay-max", f"{auto_max:g}",
+                                           "--"] + app_argv("0.0.0.0", PORT), env={**os.environ, "BENCH_NAME": "A"},
                                    stdout=log, stderr=log, start_new_session=True)
+    clients: List[Tuple[subprocess.Popen, Path]] = []
     try:
         pid = init_pid(wrapper)
-        wait_for_http(f"http://{A}:{PORT}/", 20)
-        if nginx is not None:
+        wire_pod(pid)
+        wait_for_http(f"http://{A}:{PORT}/", 30, HARNESS)
+        if scenario.probe:
+            out = work / "probe.txt"
+            clients.append((client(f"http://{A}:{PORT}/", "probe", out, "--period", f"{scenario.probe:g}",
+                                   "--source", PROBE_FROM), out))
+            time.sleep(probe_before)
+        if scenario.path == "nginx":
             nginx.reload(with_a=True)
             time.sleep(1.0)  # the old workers' connections close
-        else:
+        elif scenario.path == "dnat":
             vip(with_a=True)
-        offset = nginx.log_offset() if nginx is not None else 0
-        url = f"http://{INGRESS}:{INGRESS_PORT}/" if nginx is not None else f"http://{VIP}:{VIP_PORT}/"
-        client = hey(url, scenario.keepalive)
+        if scenario.mode:
+            url = f"http://{INGRESS}:{INGRESS_PORT}/" if scenario.path == "nginx" else f"http://{VIP}:{VIP_PORT}/"
+            out = work / "load.txt"
+            clients.append((client(url, scenario.mode, out, "--clients", str(CLIENTS), "--rate", str(RATE_PER_CLIENT)),
+                            out))
         time.sleep(1.5)  # warm-up: pooled connections to A and B in use
         t0 = time.monotonic()
+        if scenario.attack:
+            clients += attack(scenario.attack, t0, work)
         cpu0 = cpu_seconds(pid)
-        signalled = removed = False
+        os.kill(pid, signal.SIGTERM)
+        removed = False
         exited_at: Optional[float] = None
         cpu_last, cpu_at = cpu0, t0
-        end = t0 + lag + 60.0
+        end = t0 + auto_max + lag + 30.0
         while time.monotonic() < end:
             now = time.monotonic()
-            if row.init and not signalled and now >= t0 + row.prestop:
-                os.kill(pid, signal.SIGTERM)
-                signalled = True
             if not removed and now >= t0 + lag:
-                if nginx is not None:
+                if scenario.path == "nginx":
                     nginx.reload(with_a=False)
-                else:
+                elif scenario.path == "dnat":
                     vip(with_a=False)
                 removed = True
             if exited_at is None and wrapper.poll() is not None:
@@ -325,75 +360,66 @@ def trial(scenario: Scenario, row: Row, lag: float, nginx: Optional[Nginx], work
                 cpu = cpu_seconds(pid)
                 if cpu is not None:
                     cpu_last, cpu_at = cpu, now
-            if removed and (exited_at is not None or (not row.init and now >= t0 + lag + 1.5)):
+            if removed and exited_at is not None:
                 break
             time.sleep(0.01)
-        time.sleep(0.5)  # requests still in flight get answered
-        sent, failed = hey_result(client)
-        upstream = nginx.upstream_failures_at_a(offset) if nginx is not None else 0
+        time.sleep(0.5)  # requests in flight get their answers (or errors)
+        records = {out.name: stop_client(proc, out) for proc, out in clients}
+        clients = []
+        text = log_path.read_text()
+        if os.environ.get("GIDRAIN_KEEP_LOGS"):
+            shutil.copy(log_path, Path(os.environ["GIDRAIN_KEEP_LOGS"]) / f"{scenario.name}-{lag:.2f}.log")
+        found = re.search(r"stop delay over after ([\d.]+)s \((\w[\w ]*)\)", text)
+        forward = t0 + float(found.group(1)) if found else None
+        load = [r for name, rs in records.items() if name != "probe.txt" for r in rs if r[2] != "stale"]
+        after = [r for r in load if r[0] >= t0 - 1.0]  # from just before the deletion on
+        answered_by_a = [r[0] for r in load if r[3] == "A" and r[2] == "200"]
+        failed = [r for r in after if r[2] != "200"]
         cpu_share = None
-        if row.init and row.init[0] == GRACEINIT and cpu0 is not None and cpu_last is not None and cpu_at > t0:
+        if cpu0 is not None and cpu_last is not None and cpu_at > t0:
             cpu_share = (cpu_last - cpu0) / (cpu_at - t0)
-        drain, forward = "", None
-        if "auto" in row.name:
-            found = re.search(r"stop delay over after ([\d.]+)s: (\w+[\w ]*)", log_path.read_text())
-            drain = f"{found.group(2)} {found.group(1)}s" if found else "?"
-            forward = float(found.group(1)) - lag if found else None
-        return Trial(row.name, lag, None if exited_at is None or not row.init else exited_at - t0 - lag,
-                     sent, failed, upstream, cpu_share, drain, forward)
+        result = Trial(scenario.name, lag, len(after), len(failed),
+                       sum(1 for r in failed if r[3] != "B"),
+                       None if forward is None else forward - t0 - lag,
+                       None if forward is None or not answered_by_a else forward - max(answered_by_a),
+                       found.group(2) if found else "?", cpu_share,
+                       (exited_at or time.monotonic()) - t0)
+        timeline = {"t0": t0, "lag": lag, "forward": None if forward is None else forward - t0,
+                    "exit": None if exited_at is None else exited_at - t0, "records": records}
+        return result, timeline
     finally:
+        for proc, out in clients:
+            stop_client(proc, out)
+        if scenario.path == "nginx":
+            nginx.reload(with_a=False)
+        elif scenario.path == "dnat":
+            vip(with_a=False)
         if wrapper.poll() is None:
             try:
                 os.killpg(wrapper.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, UnboundLocalError):
-            pass
         wrapper.wait(10)
+        sh("ip", "link", "del", "vnode", check=False)
+
+
+def attack(kind: str, t0: float, work: Path) -> List[Tuple[subprocess.Popen, Path]]:
+    """The shapes that once ended the wait early, straight at A, on a clock from t0."""
+    url = f"http://{A}:{PORT}/"
+    at = ["--t0", f"{t0:.6f}"]
+    if kind == "burst":
+        return [(client(url, "burst", work / "burst.txt", *at, "--start", "0.2", "--stop", "9.3", "--period", "3",
+                        "--size", "20"), work / "burst.txt")]
+    if kind == "upload":
+        return [(client(url, "upload", work / "upload.txt", *at, "--start", "0.2", "--stop", "10.1", "--period", "2.5"),
+                 work / "upload.txt")]
+    return [(client(url, "server-close", work / "mix10.txt", *at, "--stop", "1.5", "--clients", "4", "--rate", "5"),
+             work / "mix10.txt"),
+            (client(url, "close-first", work / "mix11.txt", *at, "--stop", "6.0", "--clients", "4", "--rate", "10"),
+             work / "mix11.txt")]
 
 
 # --- the run --------------------------------------------------------------------------------
-
-
-def run_scenario(scenario: Scenario, trials: int, deadline: float, auto_max: float, seed: int,
-                 work: Path) -> List[Trial]:
-    results: List[Trial] = []
-    b_log = open(work / "b.log", "w")
-    b = subprocess.Popen(app_argv(scenario.app, B), env={**os.environ, "BENCH_NAME": "B"}, stdout=b_log,
-                         stderr=b_log, start_new_session=True)
-    nginx = None
-    try:
-        wait_for_http(f"http://{B}:{B_PORT}/", 20)
-        if scenario.path == "nginx":
-            nginx = Nginx(work)
-        rng = random.Random(seed)
-        all_rows = rows(auto_max)
-        for round_number in range(trials):
-            if time.monotonic() > deadline:
-                print(f"[drain] {scenario.name}: deadline reached after {round_number} round(s)", file=sys.stderr)
-                break
-            lag = rng.uniform(*LAG)
-            order = all_rows[round_number % len(all_rows):] + all_rows[:round_number % len(all_rows)]
-            for row in order:
-                result = trial(scenario, row, lag, nginx, work)
-                results.append(result)
-                print(f"[drain] {scenario.name} #{round_number + 1} {row.name}: L={lag:.2f}"
-                      f" exit-L={_fmt(result.exit_minus_lag)} fwd-L={_fmt(result.forward_minus_lag)} failed={result.failed}/{result.sent}"
-                      f" upstream@A={result.upstream_failed} cpu={_pct(result.cpu_share)} {result.drain}",
-                      file=sys.stderr, flush=True)
-    finally:
-        if nginx is not None:
-            nginx.stop()
-        os.killpg(b.pid, signal.SIGTERM)
-        try:
-            b.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(b.pid, signal.SIGKILL)
-            b.wait(5)
-        b_log.close()
-    return results
 
 
 def _fmt(value: Optional[float]) -> str:
@@ -404,75 +430,161 @@ def _pct(value: Optional[float]) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def _quantile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+def plot(name: str, timeline: Dict[str, object], path: Path) -> bool:
+    """Requests/s answered by A and by B around the deletion, with SIGTERM, L, the forward
+    and the exit marked. Needs the `bench` extra (matplotlib); False without it."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    t0 = float(timeline["t0"])  # type: ignore[arg-type]
+    records = [r for name_, rs in timeline["records"].items() if name_ != "probe.txt" for r in rs]  # type: ignore[union-attr]
+    probes = timeline["records"].get("probe.txt", [])  # type: ignore[union-attr]
+    start, stop, width = -3.0, max(10.0, (timeline["exit"] or 10.0) + 2.0), 0.1  # type: ignore[operator]
+    bins = [start + width * i for i in range(int((stop - start) / width) + 1)]
+    figure, axis = plt.subplots(figsize=(9, 3.2))
+    for backend, colour in (("A", "tab:red"), ("B", "tab:blue")):
+        times = [r[1] - t0 for r in records if r[3] == backend and r[2] == "200"]
+        axis.hist(times, bins=bins, weights=[1 / width] * len(times), histtype="step", color=colour,
+                  label=f"answered by {backend} (req/s)")
+    failed = [r[1] - t0 for r in records if r[2] not in ("200", "stale")]  # (stale: retried, not lost)
+    if failed:
+        axis.hist(failed, bins=bins, weights=[1 / width] * len(failed), color="black", label="failed (req/s)")
+    for r in probes:
+        axis.axvline(r[0] - t0, color="tab:green", alpha=0.25, linewidth=0.8)
+    marks = [(0.0, "SIGTERM", "black"), (float(timeline["lag"]), "L: A removed", "tab:orange")]  # type: ignore[arg-type]
+    if timeline["forward"] is not None:
+        marks.append((float(timeline["forward"]), "forward", "tab:purple"))  # type: ignore[arg-type]
+    if timeline["exit"] is not None:
+        marks.append((float(timeline["exit"]), "A exits", "grey"))  # type: ignore[arg-type]
+    for x, label, colour in marks:
+        axis.axvline(x, color=colour, linestyle="--", linewidth=1.2, label=f"{label} ({x:+.2f} s)")
+    axis.set_xlim(start, stop)
+    axis.set_xlabel("seconds from SIGTERM" + (" (green: probes)" if probes else ""))
+    axis.set_title(name)
+    axis.legend(fontsize=7, loc="upper right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return True
 
 
-def table(scenario: Scenario, results: List[Trial], auto_max: float) -> str:
-    lines = [f"### {scenario.name}: {scenario.app}, {'nginx ingress' if scenario.path == 'nginx' else 'iptables DNAT VIP'},"
-             f" {'keep-alive' if scenario.keepalive else 'a new connection per request'}", "",
-             "| row | trials | failed / sent (client) | upstream failures at A | (exit − L) median / p90 / max | auto: (forward − L) median / max | init CPU while waiting (max) | drain ended |",
-             "|---|---|---|---|---|---|---|---|"]
-    for row in rows(auto_max):
-        mine = [r for r in results if r.row == row.name]
+def table(results: List[Trial]) -> str:
+    lines = ["| scenario | trials | failed / sent | forward − L: median / max | forward − last request at A: median / max"
+             " | ended | init CPU while waiting: median / max |", "|---|---|---|---|---|---|---|"]
+    for name in SCENARIOS:
+        mine = [r for r in results if r.scenario == name]
         if not mine:
             continue
-        exits = [r.exit_minus_lag for r in mine if r.exit_minus_lag is not None]
-        spread = (f"{statistics.median(exits):+.2f} / {_quantile(exits, 0.9):+.2f} / {max(exits):+.2f} s"
-                  if exits else "—")
+        lags = [r.forward_minus_lag for r in mine if r.forward_minus_lag is not None]
+        lasts = [r.forward_minus_last for r in mine if r.forward_minus_last is not None]
         cpus = [r.cpu_share for r in mine if r.cpu_share is not None]
-        forwards = [r.forward_minus_lag for r in mine if r.forward_minus_lag is not None]
-        forward = f"{statistics.median(forwards):+.2f} / {max(forwards):+.2f} s" if forwards else "—"
         ended: Dict[str, int] = {}
         for r in mine:
-            if r.drain:
-                ended[r.drain.split()[0]] = ended.get(r.drain.split()[0], 0) + 1
+            ended[r.ended] = ended.get(r.ended, 0) + 1
         lines.append(
-            f"| {row.name} | {len(mine)} | {sum(r.failed for r in mine)} / {sum(r.sent for r in mine)}"
-            f" | {sum(r.upstream_failed for r in mine) if scenario.path == 'nginx' else '—'} | {spread} | {forward}"
-            f" | {_pct(max(cpus)) if cpus else '—'} | {', '.join(f'{k} ×{v}' for k, v in ended.items()) or '—'} |")
+            f"| {name} | {len(mine)} | {sum(r.failed for r in mine)} / {sum(r.sent for r in mine)}"
+            f" | {_fmt(statistics.median(lags)) if lags else '—'} / {_fmt(max(lags)) if lags else '—'}"
+            f" | {_fmt(statistics.median(lasts)) if lasts else '—'} / {_fmt(max(lasts)) if lasts else '—'}"
+            f" | {', '.join(f'{k} ×{v}' for k, v in ended.items())}"
+            f" | {_pct(statistics.median(cpus)) if cpus else '—'} / {_pct(max(cpus)) if cpus else '—'} |")
     return "\n".join(lines)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trials", type=int, default=20, help="rounds per scenario (each runs every row)")
+    parser.add_argument("--trials", type=int, default=20, help="rounds (each runs every scenario once)")
     parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="default: all")
     parser.add_argument("--budget", type=float, default=3600.0, help="seconds; no new round after it")
-    parser.add_argument("--auto-max", type=float, default=30.0, help="--stop-delay-max of the auto row")
-    parser.add_argument("--seed", type=int, default=9)
+    parser.add_argument("--auto-max", type=float, default=30.0, help="--stop-delay-max")
+    parser.add_argument("--probe-before", type=float, default=60.0, help="seconds of probing before the deletion")
+    parser.add_argument("--node-sockets", type=int, default=100_000, help="idle sockets in other namespaces")
+    parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--out", default=str(Path(__file__).with_name("RESULTS-drain.md")))
     args = parser.parse_args(argv)
     if os.environ.get("GIDRAIN_NETNS") != "1":
-        # everything below happens in a network namespace of our own: loopback only
+        # everything below happens in a network namespace of our own (exec: signals reach it)
         os.environ["GIDRAIN_NETNS"] = "1"
-        return subprocess.call(["unshare", "--net", "--", PYTHON, "-m", "benchmarks.bench_drain",
-                                *(argv if argv is not None else sys.argv[1:])], cwd=ROOT)
-    for tool in ("hey", "nginx", "iptables-restore", "tini", "unshare"):
+        os.chdir(ROOT)
+        os.execvp("unshare", ["unshare", "--net", "--", PYTHON, "-m", "benchmarks.bench_drain",
+                              *(argv if argv is not None else sys.argv[1:])])
+    # SIGTERM, and SIGINT even where a shell started us in the background with it ignored:
+    # unwind, so that every `finally` stops what it started and removes its rules
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda number, frame: sys.exit(128 + number))
+    for tool in ("nginx", "iptables-restore", "unshare", "nsenter", "ip"):
         if shutil.which(tool) is None:
             print(f"bench_drain: {tool} is not installed", file=sys.stderr)
             return 2
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    sh("ip", "link", "set", "lo", "up")
+    sh("ip", "addr", "add", f"{VIP}/32", "dev", "lo")
     started = time.monotonic()
     deadline = started + args.budget
     names = args.scenario or list(SCENARIOS)
-    sections = []
+    results: List[Trial] = []
+    plotted: Dict[str, str] = {}
+    rng = random.Random(args.seed)
     vip_create()
-    try:
-        for name in names:
-            scenario = SCENARIOS[name]
-            with tempfile.TemporaryDirectory(prefix="gidrain-") as work:
-                results = run_scenario(scenario, args.trials, deadline, args.auto_max, args.seed, Path(work))
-            sections.append(table(scenario, results, args.auto_max))
-            Path(args.out + ".partial").write_text("\n\n".join(sections) + "\n")
-    finally:
-        vip_remove()
-    header = (f"# Drain benchmark (issue 9)\n\nRun `{' '.join(['python -m benchmarks.bench_drain', *sys.argv[1:]])}`"
-              f" on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {time.monotonic() - started:.0f} s,"
-              f" {os.cpu_count()} cores; L uniform in [{LAG[0]}, {LAG[1]}] s, {CLIENTS}×{RATE_PER_CLIENT} req/s (hey);"
-              f" auto row: --stop-delay-max {args.auto_max:g}.\n")
-    Path(args.out).write_text(header + "\n" + "\n\n".join(sections) + "\n")
+    vip(with_a=False)
+    node: Optional[NodeSockets] = None
+    with tempfile.TemporaryDirectory(prefix="gidrain-") as temp:
+        work = Path(temp)
+        b_log = open(work / "b.log", "w")
+        b = subprocess.Popen(app_argv(B, B_PORT), env={**os.environ, "BENCH_NAME": "B"}, stdout=b_log, stderr=b_log,
+                             start_new_session=True)
+        nginx: Optional[Nginx] = None
+        try:
+            wait_for_http(f"http://{B}:{B_PORT}/", 30)
+            nginx = Nginx(work)
+            for round_number in range(args.trials):
+                if time.monotonic() > deadline:
+                    print(f"[drain] deadline reached after {round_number} round(s)", file=sys.stderr)
+                    break
+                for name in names:
+                    scenario = SCENARIOS[name]
+                    lag = rng.uniform(*LAG)
+                    if scenario.node_sockets and node is None and args.node_sockets:
+                        node = NodeSockets(args.node_sockets)
+                    if not scenario.node_sockets and node is not None:
+                        node.stop()
+                        node = None
+                    result, timeline = trial(scenario, lag, nginx, work, args.auto_max, args.probe_before)
+                    results.append(result)
+                    if name not in plotted:
+                        png = Path(__file__).with_name(f"drain-{name.replace('+', '-')}.png")
+                        if plot(f"{name}, L = {lag:.2f} s", timeline, png):
+                            plotted[name] = png.name
+                    failures = sorted({(status, round(end - float(timeline["t0"]), 1))  # type: ignore[arg-type]
+                                       for rs in timeline["records"].values() for _, end, status, _ in rs  # type: ignore[union-attr]
+                                       if status != "200"})[:6]
+                    print(f"[drain] {name} #{round_number + 1}: L={lag:.2f} fwd-L={_fmt(result.forward_minus_lag)}"
+                          f" fwd-last@A={_fmt(result.forward_minus_last)} failed={result.failed}/{result.sent}"
+                          f" (at A {result.failed_at_a}) cpu={_pct(result.cpu_share)} {result.ended}"
+                          f"{' ' + str(failures) if failures else ''}", file=sys.stderr, flush=True)
+                Path(args.out + ".partial").write_text(table(results) + "\n")
+        finally:
+            if node is not None:
+                node.stop()
+            if nginx is not None:
+                nginx.stop()
+            os.killpg(b.pid, signal.SIGTERM)
+            try:
+                b.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(b.pid, signal.SIGKILL)
+                b.wait(5)
+            b_log.close()
+            vip_remove()
+    rounds = max((sum(1 for r in results if r.scenario == name) for name in names), default=0)
+    header = (f"Run `{' '.join(['python -m benchmarks.bench_drain', *sys.argv[1:]])}` on"
+              f" {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {time.monotonic() - started:.0f} s,"
+              f" {os.cpu_count()} cores, up to {rounds} trial(s) per scenario; L uniform in [{LAG[0]}, {LAG[1]}] s,"
+              f" {CLIENTS}×{RATE_PER_CLIENT} req/s; --stop-delay-max {args.auto_max:g}.\n")
+    plots = "\n".join(f"![{name}]({png})" for name, png in plotted.items())
+    Path(args.out).write_text(header + "\n" + table(results) + "\n\n" + plots + "\n")
     Path(args.out + ".partial").unlink(missing_ok=True)
     print(Path(args.out).read_text())
     return 0
@@ -480,11 +592,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def run_drain(ctx) -> "object":  # type: ignore[no-untyped-def]
     """The suite's entry (`python -m benchmarks --only drain`): a smoke round with --quick,
-    else the full run (about 2 hours), written to benchmarks/RESULTS-drain.md."""
+    else the full run, written to benchmarks/RESULTS-drain-run.md."""
     from .common import Section
 
     section = Section("drain", "Pod deletion with an unknown endpoint-removal lag (--stop-delay auto)")
-    out = Path(__file__).with_name("RESULTS-drain.md" if not ctx.quick else "RESULTS-drain-quick.md")
+    out = Path(__file__).with_name("RESULTS-drain-quick.md" if ctx.quick else "RESULTS-drain-run.md")
     argv = ["--trials", "1", "--scenario", "nginx-keepalive"] if ctx.quick else ["--trials", "20"]
     code = subprocess.call([PYTHON, "-m", "benchmarks.bench_drain", *argv, "--out", str(out)], cwd=ROOT)
     if code != 0 or not out.exists():

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # typing costs every container start: annotations only
 
     from graceinit.budget import Budget
     from graceinit.events import Event
+    from graceinit.ledger import Ledger
     from graceinit.terminate import Children
     from graceinit.waits import Steps
 
@@ -161,6 +162,10 @@ def grace_escalation(facts: Facts, rewrite: Callable[[int], int]) -> StopSignals
     return StopSignalsAgain(facts, min(facts.stop_count, HURRY), rewrite)
 
 
+# The stop's boundaries the ledger reads the TCP counters at: the phase that starts there.
+_LEDGER_BOUNDARIES = {STOP_HOOKS: "stop", GRACE_PERIOD: "forward", CLEANUP: "exit"}
+
+
 class Lifecycle:
     def __init__(self, config: Config, system: Any, report: Reporter, environ: Environ) -> None:
         self.config = config
@@ -178,6 +183,10 @@ class Lifecycle:
         # 128+signal when stopped before the child started.
         self.status_without_child: Optional[int] = None
         self.record: Optional[StopRecord] = None
+        # The ledger (ledger.py): the TCP counters read at each stop boundary reached, or the
+        # error; the Ledger itself is made when first needed, off the stop's path.
+        self.counters: Dict[str, Any] = {}
+        self.ledger: Optional[Ledger] = None
         self.post_hooks_started = False
         # What the ready file says now: nothing, since start-up (output.prepare) removed a
         # stale one before anything started.
@@ -291,9 +300,13 @@ class Lifecycle:
         return code
 
     def _enter(self, phase: str) -> None:
-        """The one place the phase changes (and when it did)."""
+        """The one place the phase changes (and when it did). The ledger reads its counters at
+        the stop's boundaries: the stop signal, the forward, the app's exit."""
         self.phase = phase
         self.phase_started = self.system.now()
+        boundary = _LEDGER_BOUNDARIES.get(phase)
+        if boundary is not None and self.record is not None and self.config.ledger:
+            self.counters.setdefault(boundary, self._read_counters())
 
     # --- start ---------------------------------------------------------------------------
 
@@ -428,6 +441,9 @@ class Lifecycle:
         def killing(reason: str) -> None:
             self.killing_children(reason)
             record.ended_by = "sigkill"
+            ledger = self._ledger()
+            if ledger is not None:
+                ledger.sigkill(reason)
 
         escalation = grace_escalation(facts, self.rewritten)
         targets = self._group_or_pid(self._stop_targets)
@@ -658,7 +674,49 @@ class Lifecycle:
             self.record = StopRecord(signal_name(stop.signum), stop.at, self.config.termination_budget)
             self.record.ended_by = "not started" if self.generations.current is None else "exit"
         fields = self.record.fields(code, self.system.now(), self.report.dropped())
+        fields.update(self._ledger_fields())
         self._say(NOTICE, "termination_report", termination_message(fields), **fields)
+
+    def _read_counters(self) -> Any:
+        """The ledger's read at a stop boundary: the counters, or the error (ledger.py, which
+        is not imported for it: this runs right before the forward)."""
+        try:
+            return self.system.net_counters()
+        except Exception as error:
+            return error
+
+    def _ledger(self) -> Optional[Ledger]:
+        """The ledger, made from the reads so far the first time it is needed."""
+        if self.ledger is None and self.counters:
+            try:
+                from graceinit.ledger import Ledger
+
+                self.ledger = Ledger(self.system, self.counters)
+            except Exception:
+                internal_error(self.report, "the ledger failed: the termination report goes without losses")
+                self.counters.clear()
+        return self.ledger
+
+    def _ledger_fields(self) -> Dict[str, Any]:
+        """The loss fields for the termination report; non-zero ones are one warning first."""
+        made = self._ledger()
+        if made is None or self.record is None:
+            return {}
+        try:
+            from graceinit import ledger
+
+            made.end()
+            fields = made.fields()
+            record = self.record
+            context = ledger.Context(record.phases.get("stop_delay", 0.0), record.stop_delay_ended,
+                                     self.config.stop_delay_auto)
+            message = ledger.warning(fields, context, made.killed_by)
+        except Exception:
+            internal_error(self.report, "the ledger failed: the termination report goes without losses")
+            return {}
+        if message:
+            self._say(WARNING, "losses", message, **{k: v for k, v in fields.items() if k != "losses_by_phase"})
+        return fields
 
     def _warn_about_budget(self) -> None:
         config = self.config

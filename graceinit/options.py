@@ -120,9 +120,13 @@ TABLE: Tuple[Option, ...] = (
            shown_default="30", metavar=_DURATION,
            help="With --stop-delay auto: serve at most this long."),
     Option("drain_ignore", ("--drain-ignore",), MULTIPLE, parser=_c.parse_cidrs, default=(),
-           metavar="CIDR[,...]", env_help=_LIST_ENV,
-           help="With --stop-delay auto: connections from these networks do not hold the stop"
-           " (health checks, sidecars); a bare address is /32 or /128. Repeatable."),
+           metavar="CIDR|:PORT[,...]", env_help=_LIST_ENV,
+           help="With --stop-delay auto: connections from these networks, or to these ports of"
+           " the app (:8081), do not hold the stop; a bare address is /32 or /128. Repeatable."),
+    Option("ledger", ("--ledger",), SWITCH, off_flags=("--no-ledger",), default=True, shown_default="on",
+           env_help=_BOOL_ENV,
+           help="Count, in the termination report, the connections the kernel turned away while"
+           " the child stopped (reads /proc/net and sock_diag from the stop signal on)."),
     Option("grace_period", ("--grace-period",), VALUE, parser=_c.parse_grace, default=None,
            shown_default="unlimited", metavar=_DURATION + "|unlimited",
            help="After forwarding the stop signal, SIGKILL the child's group after this long."),

@@ -66,6 +66,11 @@ class StopRecord:
         self.leftovers_killed = 0
         self.survivors: List[int] = []  # leftovers still alive when graceinit gave up on them
         self.failed_hooks: List[str] = []
+        # --stop-delay auto (stopdelay.py): what kept it going at the max, what was taken for
+        # probes, how many requests came from ignored peers and ports; None: no drain ran
+        self.drain_holdouts: Optional[List[str]] = None
+        self.drain_probes: Optional[List[str]] = None
+        self.drain_ignored_requests: Optional[int] = None
 
     def spent(self, phase: str, seconds: float) -> None:
         self.phases[phase] = self.phases.get(phase, 0.0) + max(0.0, seconds)
@@ -84,6 +89,10 @@ class StopRecord:
         fields["leftovers_killed"] = self.leftovers_killed
         fields["leftovers_survived"] = len(self.survivors)
         fields["failed_hooks"] = list(self.failed_hooks)
+        if self.drain_ignored_requests is not None:
+            fields["drain_holdouts"] = list(self.drain_holdouts or ())
+            fields["drain_probes"] = list(self.drain_probes or ())
+            fields["drain_ignored_requests"] = self.drain_ignored_requests
         if self.budget_s is not None:
             fields["budget_s"] = self.budget_s
         if dropped:
@@ -105,8 +114,16 @@ def termination_message(fields: Dict[str, Any]) -> str:
         + (f", survived {fields['leftovers_survived']};" if fields.get("leftovers_survived") else ";"),
         f"failed hooks: {', '.join(fields['failed_hooks']) or 'none'}",
     ]
+    if fields.get("drain_holdouts"):
+        parts[-1] += f"; drain held by {', '.join(fields['drain_holdouts'])}"
+    if fields.get("drain_ignored_requests"):
+        parts[-1] += f"; {fields['drain_ignored_requests']} ignored requests"
     if "budget_s" in fields:
         parts[-1] += f"; budget {fields['budget_s']:g}s"
     if "log_lines_dropped" in fields:
         parts[-1] += f"; {fields['log_lines_dropped']} log lines dropped"
+    if "losses" in fields:  # the ledger's (ledger.py): only a stop that reached the child has one
+        from graceinit.ledger import summary
+
+        parts[-1] += f"; {summary(fields)}"
     return " ".join(parts)

@@ -33,6 +33,8 @@ def run(args: List[str]) -> int:
     log.configure(config.quiet, config.verbose, config.log_format)
     for warning, fields in unknown_variables(os.environ):
         log.warning(warning, event="unknown_variable", **fields)
+    if config.drain_ignore:
+        _check_drain_ignore(config)
 
     environ = original_environ()  # the block as received (boot.py)
     spawn.close_inherited_on_exec()
@@ -143,6 +145,22 @@ def _sockets(config: Config) -> Tuple[Optional[Any], Optional[Any]]:
     except OSError as error:
         raise ConfigError(f"--notify: cannot create the notify socket: {error.strerror}") from None
     return listeners, notify
+
+
+def _check_drain_ignore(config: Config) -> None:
+    """Warn when --drain-ignore holds this pod's own address (only when it is given: the
+    check reads /proc/net)."""
+    try:
+        from graceinit.podnet import ignored_own_addresses
+
+        found = ignored_own_addresses(config.drain_ignore)
+    except Exception:  # a check, not a reason to stop
+        return
+    for item, address in found:
+        log.warning(f"--drain-ignore {item} holds this pod's own address {address}: it ignores the pods"
+                    " around it too (an ingress, every client in the cluster), and --stop-delay auto may"
+                    " forward while they still send; ignore the probe's own address or port instead",
+                    event="drain_ignore_holds_pod", item=item, address=address)
 
 
 def _ready_port(config: Config) -> Optional[Any]:

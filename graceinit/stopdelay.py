@@ -66,7 +66,7 @@ class StopDelay:
             if auto:
                 self._say(INFO, "stop_delay", f"stop delay auto: the child keeps serving until requests stop"
                           f" arriving, at most {round(seconds, 2):g}s{cut}", seconds=round(seconds, 3), mode="auto")
-                reason = yield from self._drain(deadline)
+                reason = yield from self._drain(deadline, record)
             else:
                 self._say(INFO, "stop_delay", f"stop delay: the child keeps serving for {round(seconds, 2):g}s{cut}",
                           seconds=round(seconds, 3))
@@ -85,18 +85,26 @@ class StopDelay:
     def _why_cut_short(self) -> str:
         return "hurried" if self._targets() else "child exited"
 
-    def _drain(self, deadline: float) -> Steps[str]:
+    def _drain(self, deadline: float, record: StopRecord) -> Steps[str]:
         """--stop-delay auto: sample the app's traffic only inside this window, and forward
         once it has gone quiet (drain.py decides), at the latest at `deadline`. Never fails
-        open: no way to see the traffic, or a bug here, means waiting the whole maximum."""
-        from graceinit.drain import Drain, Unavailable
-
+        open: no way to see the traffic, or a bug anywhere here (an import that fails, a
+        message that does not parse), means waiting the whole maximum."""
         config, system = self.config, self.system
         try:
-            watch = system.traffic_watch(self._child_pid, config.drain_ignore)
-        except Unavailable as error:
-            self._say(WARNING, "drain_unavailable", f"--stop-delay auto: {error}; waiting the whole"
-                      f" {round(deadline - system.now(), 2):g}s instead", reason=str(error))
+            from graceinit.drain import TICK, Drain, Unavailable
+
+            try:
+                watch = system.traffic_watch(self._child_pid, config.drain_ignore)
+            except Unavailable as error:
+                self._say(WARNING, "drain_unavailable", f"--stop-delay auto: {error}; waiting the whole"
+                          f" {round(deadline - system.now(), 2):g}s instead", reason=str(error))
+                watch = None
+        except Exception:  # not the kernel refusing: a bug, or a broken environment
+            internal_error(self.report, f"--stop-delay auto: cannot watch the traffic (internal error); waiting the"
+                           f" whole {round(deadline - system.now(), 2):g}s instead")
+            watch = None
+        if watch is None:
             done = yield Wait(self._delay_cut_short, deadline)
             return self._why_cut_short() if done else "max"
         self._say(INFO, "drain_watching", f"stop delay auto: watching {watch.describe()}", watching=watch.describe())
@@ -106,8 +114,10 @@ class StopDelay:
         try:
             while reason is None:
                 try:
-                    reason = detector.observe(watch.sample(system.now()))
-                    until = min(detector.next_sample_at(), deadline)
+                    reason = detector.observe(watch.sample(system.now(), full=detector.wants_full()))
+                    # never sooner than a tick from now: a sample that could not be read
+                    # does not move the detector's clock
+                    until = min(max(detector.next_sample_at(), system.now() + TICK), deadline)
                 except Exception:  # a bug must neither cut the wait short nor make it endless
                     internal_error(self.report, "--stop-delay auto: internal error; waiting for the max instead")
                     until = deadline
@@ -117,11 +127,43 @@ class StopDelay:
                     reason = "max"
         finally:
             watch.close()
+        try:
+            self._explain(detector, reason, record)
+        except Exception:  # the explanation is a courtesy: never a reason to stop differently
+            internal_error(self.report, "--stop-delay auto: internal error while reporting the drain")
+        return reason
+
+    def _explain(self, detector: Any, reason: str, record: StopRecord) -> None:
+        """Why it ended as it did: the sources that kept it going, those taken for probes,
+        ignored peers that went on sending (a --drain-ignore too wide)."""
+        probes = [f"{peer} every {period:.1f} s" for peer, period in detector.probes().items()]
+        record.drain_probes = probes
+        record.drain_ignored_requests = detector.ignored
+        if probes:
+            self._say(INFO, "drain_probes", f"stop delay auto: taken for probes, not waited for: {', '.join(probes)}",
+                      probes=probes)
+        if reason == "max":
+            holdouts = [holdout.text() for holdout in detector.holdouts()[:5]]
+            record.drain_holdouts = holdouts
+            if holdouts:
+                self._say(WARNING, "drain_holdouts", f"stop delay auto: waited the max: still sending:"
+                          f" {'; '.join(holdouts)}", holdouts=holdouts)
+            else:  # an idle service: nothing to fix, so no warning
+                self._say(INFO, "drain_idle", "stop delay auto: waited the max: no request since the stop"
+                          " signal, so nothing showed the traffic had moved elsewhere")
+        late = detector.ignored_after()
+        if late:
+            peers = ", ".join(f"{peer} (+{seconds:.1f} s)" for peer, seconds in late[:5])
+            self._say(WARNING, "drain_ignored_sending", f"stop delay auto: ignored peers went on sending after the"
+                      f" counted ones stopped: {peers}; does --drain-ignore cover real clients?",
+                      peers=[peer for peer, _ in late[:5]], ignored_requests=detector.ignored)
+        windows = detector.quiet_windows()
+        shown = "; ".join(f"{peer}: {moments} moments, silent {silent:g}s of {window:g}s"
+                          for peer, (moments, silent, window) in list(windows.items())[:10])
         self._say(DEBUG, "drain_sampled", f"stop delay auto: {detector.samples} samples of"
-                  f" {detector.sources_seen} source(s) cost {detector.sampling_s * 1000:.0f} ms",
+                  f" {detector.sources_seen} source(s) cost {detector.sampling_s * 1000:.0f} ms; {shown}",
                   samples=detector.samples, sources=detector.sources_seen,
                   sampling_ms=round(detector.sampling_s * 1000, 1))
-        return reason
 
     def _say(self, level: int, event: str, msg: str, **fields: Any) -> None:
         self.report.emit(level, event, msg, **fields)

@@ -84,6 +84,16 @@ class System(Protocol):
     def traffic_watch(self, root_pid: int, ignore: Sequence[str]) -> TrafficWatch:
         """What --stop-delay auto samples; raises drain.Unavailable where it cannot."""
 
+    def net_counters(self) -> Dict[str, int]:
+        """The network namespace's TCP counters ("Tcp:OutRsts", ...); OSError if unreadable."""
+
+    def foreign_listeners(self) -> int:
+        """How many TCP listeners of the namespace no process of graceinit's tree holds."""
+
+    def open_connections(self) -> Tuple[int, int]:
+        """Connections clients opened to graceinit's tree with a request in flight, and how
+        many of them with data unread."""
+
 
 class LinuxSystem:
     def __init__(
@@ -365,3 +375,27 @@ class LinuxSystem:
         tcp = [sock for sock in self._listeners.sockets if sock.family in traffic.FAMILIES] if self._listeners else []
         listeners = [(sock.family, sock.getsockname()[1], traffic.packed(sock.family, sock.getsockname()[0])) for sock in tcp]
         return traffic.watch(root_pid, ignore, listeners)
+
+    # --- the ledger (ledger.py): read at the stop's boundaries only -----------------------
+
+    def net_counters(self) -> Dict[str, int]:
+        from graceinit import netstat
+
+        return netstat.counters()
+
+    def foreign_listeners(self) -> int:
+        from graceinit import traffic
+
+        _proc_must_be_ours()
+        return traffic.foreign_listeners(os.getpid())
+
+    def open_connections(self) -> Tuple[int, int]:
+        from graceinit import netstat, traffic
+
+        _proc_must_be_ours()
+        return traffic.in_flight(os.getpid(), netstat.ephemeral_ports())
+
+
+def _proc_must_be_ours() -> None:
+    if not procs.proc_is_ours():  # whose sockets /proc shows cannot be told
+        raise OSError(0, "/proc is not graceinit's PID namespace's")

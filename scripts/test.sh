@@ -3,7 +3,7 @@
 #
 #   ./scripts/test.sh            # what CI runs; extra arguments go to pytest
 #
-# Installs what the tests need with apt (tini and dumb-init, which the comparison tests run the
+# Installs what the tests need with apt (iproute2 for the network-namespace tests; tini and dumb-init, which the comparison tests run the
 # same tests against to show that each test can fail; podman, runc and debootstrap for the
 # container end-to-end test), makes one virtualenv per Python under .venvs/, and runs the
 # suite on the default python3 and, when pyenv has them, on the oldest (3.9) and newest (3.13)
@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 need_packages=()
-for tool in tini:tini dumb-init:dumb-init unshare:util-linux bash:bash; do
+for tool in tini:tini dumb-init:dumb-init unshare:util-linux nsenter:util-linux ip:iproute2 bash:bash; do
     command -v "${tool%%:*}" >/dev/null || need_packages+=("${tool##*:}")
 done
 if [ "${GRACEINIT_SKIP_E2E:-0}" != 1 ]; then

@@ -259,12 +259,12 @@ class Podman:
     def exec_python(self, name: str, code: str, timeout: float = 30, check: bool = True) -> subprocess.CompletedProcess:
         return self("exec", name, "python3", "-c", code, timeout=timeout, check=check)
 
-    def http_get(self, name: str, path: str, timeout: float = 30) -> str:
-        """GET http://127.0.0.1:8080{path} from inside the container: '<status> <body>'."""
+    def http_get(self, name: str, path: str, timeout: float = 30, port: int = 8080) -> str:
+        """GET http://127.0.0.1:{port}{path} from inside the container: '<status> <body>'."""
         code = (
             "import sys, urllib.request, urllib.error\n"
             "try:\n"
-            f"    r = urllib.request.urlopen('http://127.0.0.1:8080{path}', timeout={timeout - 5})\n"
+            f"    r = urllib.request.urlopen('http://127.0.0.1:{port}{path}', timeout={timeout - 5})\n"
             "    print(r.status, r.read().decode().strip())\n"
             "except urllib.error.HTTPError as e:\n"
             "    print(e.code, e.read().decode().strip())\n"

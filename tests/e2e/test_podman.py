@@ -374,7 +374,8 @@ def kubernetes_settings() -> Dict[str, str]:
     text = (REPO / "examples" / "kubernetes" / "deployment.yaml").read_text()
     settings = dict(re.findall(r"- name: (GRACEINIT_\w+)\n(?:\s*#.*\n)*\s*value: \"?([^\"\n]+)\"?", text))
     settings["terminationGracePeriodSeconds"] = re.search(r"terminationGracePeriodSeconds: (\d+)", text).group(1)
-    settings["readiness"] = re.search(r"readinessProbe:\n\s*exec:\n\s*command: (\[.*\])", text).group(1)
+    probe = re.search(r"readinessProbe:\n\s*httpGet:\n\s*path: (\S+)\n\s*port: (\d+)", text)
+    settings["readiness"] = f"{probe.group(1)} on {probe.group(2)}"
     settings["preStop"] = str("preStop:" in re.sub(r"#.*", "", text))
     return settings
 
@@ -383,10 +384,11 @@ def test_kubernetes_example_settings_fit_and_work_in_the_image(
         podman: Podman, example_image: str, container_name: NameFactory) -> None:
     """The Deployment's graceinit env, on a read-only root with /tmp as the only writable place
     (like its securityContext and emptyDir), with podman's stop timeout set to the Deployment's
-    terminationGracePeriodSeconds: no budget warning, ready file, full stop sequence, exit 0."""
+    terminationGracePeriodSeconds: no budget warning, graceinit's ready port says ready (the
+    Deployment's httpGet readiness probe), full stop sequence, exit 0."""
     settings = kubernetes_settings()
     assert settings["preStop"] == "False", "the example needs no preStop hook"
-    assert settings["readiness"] == f'["test", "-f", "{settings["GRACEINIT_READY_FILE"]}"]'
+    assert settings["readiness"] == f'/ready on {settings["GRACEINIT_READY_PORT"]}'
     grace = int(settings.pop("terminationGracePeriodSeconds"))
     env = {key: value for key, value in settings.items() if key.startswith("GRACEINIT_")}
     assert env["GRACEINIT_TERMINATION_BUDGET"] == f"{grace}s"
@@ -394,7 +396,9 @@ def test_kubernetes_example_settings_fit_and_work_in_the_image(
     start(podman, example_image, name, env=env, options=[
         "--read-only", "--tmpfs=/tmp:rw,mode=1777", "--cap-drop=ALL", "--security-opt=no-new-privileges",
         "--user=10001:10001"])
-    wait_until(podman.container_path(name, env["GRACEINIT_READY_FILE"]).exists, 10, "the ready file is created")
+    ready_port = int(env["GRACEINIT_READY_PORT"])
+    wait_until(lambda: podman.http_get(name, "/ready", port=ready_port) == "200 ready", 10,
+               "graceinit's ready port answers 200 ready")
     with timed() as took:
         result = podman("stop", "--time", str(grace), name, timeout=grace + 30)
     assert "resorting to SIGKILL" not in result.stderr

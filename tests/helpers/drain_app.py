@@ -1,10 +1,15 @@
 """A small HTTP/1.1 keep-alive server for the drain tests.
 
-Usage: drain_app.py PORT_FILE. Listens on 127.0.0.1 (a free port, written to PORT_FILE),
-answers every GET with 200 "ok", and on SIGTERM prints `TERM <monotonic time>` and exits 0.
+Usage: drain_app.py PORT_FILE [EXTRA_LISTENERS]. Listens on 127.0.0.1 (a free port, written
+to PORT_FILE), answers every GET with 200 "ok" (closing the connection for HTTP/1.0 or
+`Connection: close`, keeping it open otherwise), and on SIGTERM prints `TERM <monotonic
+time>` and exits 0. EXTRA_LISTENERS more TCP sockets listen on free ports, never used
+(an app with thousands of listening ports).
 """
 import os
+import resource
 import signal
+import socket
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +32,16 @@ class Handler(BaseHTTPRequestHandler):
 def main():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    extra = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    if extra:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, extra + 256)), hard))
+    listeners = []
+    for _ in range(extra):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        listeners.append(sock)
 
     def on_term(signum, frame):
         os.write(1, b"TERM %.6f\n" % time.monotonic())

@@ -62,11 +62,22 @@ class FakeSystem:
         self.ready_error: Optional[OSError] = None
         self.hook_dirs: Dict[str, List[str]] = {}  # directory -> its executable files
         self.report = RecordingReporter()  # what graceinit said
+        # The network namespace (the ledger's reads): counters that rise at recorded times,
+        # listeners no process of graceinit's tree holds, what SIGKILL finds in flight.
+        self.counter_rises: List[Tuple[float, str, int]] = []
+        self.counters_error: Optional[Exception] = None
+        self.other_listeners = 0
+        self.listeners_error: Optional[Exception] = None
+        self.in_flight: Tuple[int, int] = (0, 0)
 
     # scripting
     def at(self, when: float, event: Event) -> None:
         self.seq += 1
         heapq.heappush(self.queue, (when, self.seq, event))
+
+    def rise(self, when: float, counter: str, by: int) -> None:
+        """A TCP counter of the namespace ("Tcp:OutRsts") rises by `by` at `when`."""
+        self.counter_rises.append((when, counter, by))
 
     def actions(self, kind: str) -> List[Tuple[float, object]]:
         return [(t, what) for t, k, what in self.log if k == kind]
@@ -187,6 +198,30 @@ class FakeSystem:
 
     def watch(self, pid: int) -> bool:
         return True
+
+    def net_counters(self) -> Dict[str, int]:
+        self.log.append((self.clock, "net_counters", None))
+        if self.counters_error is not None:
+            raise self.counters_error
+        # Not from zero: the ledger must count differences, never the values.
+        values = {name: 7000 for name in ("Tcp:OutRsts", "Tcp:ActiveOpens", "TcpExt:TCPAbortOnClose",
+                                          "TcpExt:TCPAbortOnData", "TcpExt:TCPAbortOnLinger",
+                                          "TcpExt:TCPAbortOnMemory", "TcpExt:ListenOverflows",
+                                          "TcpExt:ListenDrops")}
+        for when, name, by in self.counter_rises:
+            if when <= self.clock:
+                values[name] += by
+        return values
+
+    def foreign_listeners(self) -> int:
+        self.log.append((self.clock, "foreign_listeners", None))
+        if self.listeners_error is not None:
+            raise self.listeners_error
+        return self.other_listeners
+
+    def open_connections(self) -> Tuple[int, int]:
+        self.log.append((self.clock, "open_connections", None))
+        return self.in_flight
 
     def alive(self, pid: int) -> bool:
         return pid in self.leftover_pids or pid in self.dying

@@ -54,7 +54,7 @@ PROCESS_SAFE = [option for option in TABLE if option.dest in {
     "process_group", "single_child", "rewrite", "subreaper", "pdeathsig", "remap_exit", "stop_delay",
     "stop_delay_min", "stop_delay_max", "drain_ignore", "grace_period", "hook_timeout",
     "leftover_grace", "termination_budget", "restart_signal", "ready_timeout", "log_format",
-    "verbose", "quiet",
+    "verbose", "quiet", "ledger",
 }]
 
 text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
