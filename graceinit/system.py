@@ -397,5 +397,7 @@ class LinuxSystem:
 
 
 def _proc_must_be_ours() -> None:
+    from graceinit import procs  # with --ledger, at the stop
+
     if not procs.proc_is_ours():  # whose sockets /proc shows cannot be told
         raise OSError(0, "/proc is not graceinit's PID namespace's")
