@@ -149,7 +149,7 @@ def test_a_port_in_use_is_a_usage_error_naming_what_was_typed(graceinit_bin, pro
         taken.listen(1)
         address = "127.0.0.1:%d" % taken.getsockname()[1]
         argv = [str(graceinit_bin)] + (["--ready-port", address] if how == "option" else [])
-        env = {**os.environ, "GRACEINIT_READY_PORT": address} if how == "variable" else None
+        env = procs.env(GRACEINIT_READY_PORT=address) if how == "variable" else procs.env()
         rc, out, err = procs.run(argv + ["--", "touch", str(marker)], env=env)
     out, err = out.decode(), err.decode()
     assert rc == 2
