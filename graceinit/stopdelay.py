@@ -26,6 +26,14 @@ from graceinit.report import internal_error
 from graceinit.waits import Wait
 
 
+
+def shown(seconds: float) -> str:
+    """A duration for the text log: to 0.1 s from a second on. The delay is measured from the
+    moment its phase starts, a few milliseconds after the stop signal that the budget counts
+    from, and "2.99s" for a budget that leaves 3 s would read as a bug. JSON keeps the exact
+    value."""
+    return f"{round(seconds, 1 if seconds >= 1 else 2):g}s"
+
 class StopDelay:
     """One stop delay, from the first stop signal to the moment the signal is forwarded."""
 
@@ -65,10 +73,10 @@ class StopDelay:
             cut = f" (cut from {wanted:g}s by --termination-budget)" if seconds < wanted else ""
             if auto:
                 self._say(INFO, "stop_delay", f"stop delay auto: the child keeps serving until requests stop"
-                          f" arriving, at most {round(seconds, 2):g}s{cut}", seconds=round(seconds, 3), mode="auto")
+                          f" arriving, at most {shown(seconds)}{cut}", seconds=round(seconds, 3), mode="auto")
                 reason = yield from self._drain(deadline, record)
             else:
-                self._say(INFO, "stop_delay", f"stop delay: the child keeps serving for {round(seconds, 2):g}s{cut}",
+                self._say(INFO, "stop_delay", f"stop delay: the child keeps serving for {shown(seconds)}{cut}",
                           seconds=round(seconds, 3))
                 done = yield Wait(self._delay_cut_short, deadline)
                 reason = self._why_cut_short() if done else "elapsed"
@@ -76,7 +84,7 @@ class StopDelay:
                 reason = "budget"
         record.stop_delay_ended = reason
         record.spent("stop_delay", self.system.now() - started)
-        self._say(INFO, "stop_delay_ended", f"stop delay over after {round(self.system.now() - started, 2):g}s"
+        self._say(INFO, "stop_delay_ended", f"stop delay over after {shown(self.system.now() - started)}"
                   f" ({reason})", seconds=round(self.system.now() - started, 3), reason=reason)
 
     def _delay_cut_short(self) -> bool:
@@ -98,11 +106,11 @@ class StopDelay:
                 watch = system.traffic_watch(self._child_pid, config.drain_ignore)
             except Unavailable as error:
                 self._say(WARNING, "drain_unavailable", f"--stop-delay auto: {error}; waiting the whole"
-                          f" {round(deadline - system.now(), 2):g}s instead", reason=str(error))
+                          f" {shown(deadline - system.now())} instead", reason=str(error))
                 watch = None
         except Exception:  # not the kernel refusing: a bug, or a broken environment
             internal_error(self.report, f"--stop-delay auto: cannot watch the traffic (internal error); waiting the"
-                           f" whole {round(deadline - system.now(), 2):g}s instead")
+                           f" whole {shown(deadline - system.now())} instead")
             watch = None
         if watch is None:
             done = yield Wait(self._delay_cut_short, deadline)
