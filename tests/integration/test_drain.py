@@ -18,6 +18,7 @@ import time
 import pytest
 
 from helpers.launch import py_helper
+from helpers.rawhttp import exchange
 from helpers.netns import enter_netns_of, in_new_netns, netns_ok
 from helpers.procfs import wait_until
 
@@ -86,14 +87,7 @@ def burst(netns_pid, port, size):
         enter_netns_of(netns_pid)
         try:
             ready.wait(5)
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-                sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
-                data = b""
-                while True:
-                    chunk = sock.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
+            data = exchange(("127.0.0.1", port), b"GET / HTTP/1.0\r\n\r\n")
             if b" 200 " in data.split(b"\r\n", 1)[0]:
                 answers.append(1)
                 last[0] = max(last[0], time.monotonic())

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from helpers import procfs, py_helper, wait_until
+from helpers.rawhttp import exchange
 
 
 def _free_port() -> int:
@@ -24,15 +25,8 @@ def _free_port() -> int:
 
 def _probe(port: int, path: str = "/ready", method: str = "GET", timeout: float = 2.0):
     """(status code, body) as the kubelet sees it: a new connection, Connection: close."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                     "User-Agent: kube-probe/1.34\r\nAccept: */*\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while True:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            data += chunk
+    data = exchange(("127.0.0.1", port), f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                    "User-Agent: kube-probe/1.34\r\nAccept: */*\r\nConnection: close\r\n\r\n".encode(), timeout)
     head, _, body = data.partition(b"\r\n\r\n")
     return int(head.split(b" ", 2)[1]), body.decode()
 
