@@ -221,6 +221,16 @@ def wait_for_http(url: str, timeout: float, source: str = "") -> None:
         time.sleep(0.05)
 
 
+def stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM a backend's process group; SIGKILL it if it is not gone within 15 s."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
 def init_pid(wrapper: subprocess.Popen, timeout: float = 10.0) -> int:
     """The init behind `unshare --fork` (its child, once exec'd)."""
     deadline = time.monotonic() + timeout
@@ -570,12 +580,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 node.stop()
             if nginx is not None:
                 nginx.stop()
-            os.killpg(b.pid, signal.SIGTERM)
-            try:
-                b.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(b.pid, signal.SIGKILL)
-                b.wait(5)
+            stop_group(b)
             b_log.close()
             vip_remove()
     rounds = max((sum(1 for r in results if r.scenario == name) for name in names), default=0)

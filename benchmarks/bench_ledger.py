@@ -49,8 +49,27 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from benchmarks import bench_drain as drain
-from benchmarks.bench_drain import Nginx, app_argv, hey, hey_result, init_pid, vip, wait_for_http
+from benchmarks.bench_drain import Nginx, app_argv, init_pid, stop_group, vip, wait_for_http
 from benchmarks.drain_apps import wsgi as drain_wsgi
+
+
+def hey(url: str, keepalive: bool) -> subprocess.Popen:
+    """The load: hey at CLIENTS x RATE_PER_CLIENT requests/s, for at most 120 s."""
+    argv = ["hey", "-z", "120s", "-c", str(drain.CLIENTS), "-q", str(drain.RATE_PER_CLIENT), "-t", "5"]
+    if not keepalive:
+        argv.append("-disable-keepalive")
+    return subprocess.Popen([*argv, url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def hey_result(proc: subprocess.Popen) -> tuple:
+    """(sent, failed) from hey's report after SIGINT."""
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    ok = sum(int(n) for n in re.findall(r"\[200\]\s+(\d+) responses", out))
+    other = sum(int(n) for code, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", out) if code != "200")
+    errors = sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]\s+(?:Get|Post|dial|read)", out, re.M))
+    return ok + other + errors, other + errors
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -66,6 +85,9 @@ DNAT_RATE = 150  # requests/s of the timestamped client (one process, asyncio)
 # be told apart from, and the VIP a routable address (a DNAT from 127.0.0.0/8 to another
 # namespace would be dropped as martian).
 drain.A, drain.B, drain.VIP = A, B, VIP
+# A's init joins the sandbox's network namespace with nsenter: only a PID namespace of its own
+# here (bench_drain's wrapper also makes a network namespace, which would leave A unreachable).
+PID1 = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", "--"]
 
 
 def wsgi(environ, start_response):  # type: ignore[no-untyped-def]
@@ -146,11 +168,11 @@ class Pod:
         sh("ip", "link", "set", VETH, "up")
         sh("nsenter", f"--net={netns}", "sh", "-c", f"ip link set lo up && ip addr add {A}/24 dev eth0"
            f" && ip link set eth0 up && ip route add default via {NODE}")
-        app = app_argv("gunicorn", A)
+        app = app_argv(A, drain.PORT)
         app[-1] = "benchmarks.bench_ledger:wsgi"
         self.log_path = log_path
         with open(log_path, "w") as log:
-            self.wrapper = subprocess.Popen(["nsenter", f"--net={netns}", *drain.PID1, GRACEINIT, "--log-format",
+            self.wrapper = subprocess.Popen(["nsenter", f"--net={netns}", *PID1, GRACEINIT, "--log-format",
                                              "json", *row.options, "--", *app],
                                             env={**os.environ, "BENCH_NAME": "A"}, stdout=log, stderr=log,
                                             start_new_session=True)
@@ -344,7 +366,7 @@ def trial(scenario: str, row: Row, lag: float, nginx: Optional[Nginx], work: Pat
 
 def run_scenario(scenario: str, trials: int, deadline: float, seed: int, work: Path) -> List[Trial]:
     b_log = open(work / "b.log", "w")
-    b = subprocess.Popen(app_argv("gunicorn", B), env={**os.environ, "BENCH_NAME": "B"}, stdout=b_log,
+    b = subprocess.Popen(app_argv(B, drain.B_PORT), env={**os.environ, "BENCH_NAME": "B"}, stdout=b_log,
                          stderr=b_log, start_new_session=True)
     nginx = None
     results: List[Trial] = []
@@ -371,12 +393,7 @@ def run_scenario(scenario: str, trials: int, deadline: float, seed: int, work: P
     finally:
         if nginx is not None:
             nginx.stop()
-        os.killpg(b.pid, signal.SIGTERM)
-        try:
-            b.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(b.pid, signal.SIGKILL)
-            b.wait(5)
+        stop_group(b)
         b_log.close()
     return results
 
