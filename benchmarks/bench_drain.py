@@ -99,6 +99,8 @@ class Trial:
     ended: str
     cpu_share: Optional[float]
     seconds: float
+    sampling_share: Optional[float] = None  # the samples' own CPU (graceinit's -vv count) over the wait
+    probe_known: Optional[bool] = None  # probe rows: was the probe taken for one
 
 
 # --- the stack ------------------------------------------------------------------------------
@@ -323,7 +325,7 @@ def trial(scenario: Scenario, lag: float, nginx: Nginx, work: Path, auto_max: fl
           probe_before: float) -> Tuple[Trial, Dict[str, object]]:
     log_path = work / "a.log"
     with open(log_path, "w") as log:
-        wrapper = subprocess.Popen(PID1 + [GRACEINIT, os.environ.get("GIDRAIN_VERBOSITY", "-v"), "--stop-delay", "auto", "--stop-delay-max", f"{auto_max:g}",
+        wrapper = subprocess.Popen(PID1 + [GRACEINIT, os.environ.get("GIDRAIN_VERBOSITY", "-vv"), "--stop-delay", "auto", "--stop-delay-max", f"{auto_max:g}",
                                            "--"] + app_argv("0.0.0.0", PORT), env={**os.environ, "BENCH_NAME": "A"},
                                    stdout=log, stderr=log, start_new_session=True)
     clients: List[Tuple[subprocess.Popen, Path]] = []
@@ -388,12 +390,15 @@ def trial(scenario: Scenario, lag: float, nginx: Nginx, work: Path, auto_max: fl
         cpu_share = None
         if cpu0 is not None and cpu_last is not None and cpu_at > t0:
             cpu_share = (cpu_last - cpu0) / (cpu_at - t0)
+        sampled = re.search(r"samples \(\d+ complete\) of \d+ source\(s\) cost (\d+) ms", text)
+        sampling_share = float(sampled.group(1)) / 1000 / float(found.group(1)) if sampled and found else None
+        probe_known = (f"{PROBE_FROM} every" in text) if scenario.probe else None
         result = Trial(scenario.name, lag, len(after), len(failed),
                        sum(1 for r in failed if r[3] != "B"),
                        None if forward is None else forward - t0 - lag,
                        None if forward is None or not answered_by_a else forward - max(answered_by_a),
                        found.group(2) if found else "?", cpu_share,
-                       (exited_at or time.monotonic()) - t0)
+                       (exited_at or time.monotonic()) - t0, sampling_share, probe_known)
         timeline = {"t0": t0, "lag": lag, "forward": None if forward is None else forward - t0,
                     "exit": None if exited_at is None else exited_at - t0, "records": records}
         return result, timeline
@@ -483,8 +488,10 @@ def plot(name: str, timeline: Dict[str, object], path: Path) -> bool:
 
 
 def table(results: List[Trial]) -> str:
-    lines = ["| scenario | trials | failed / sent | forward − L: median / max | forward − last request at A: median / max"
-             " | ended | init CPU while waiting: median / max |", "|---|---|---|---|---|---|---|"]
+    lines = ["| scenario | trials | failed / sent | forward − L: median / max | forward − L ≤ 1 s"
+             " | forward − last request at A: median / max | ended | probe known"
+             " | init CPU while waiting: median / max | sampling CPU: median / max |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name in SCENARIOS:
         mine = [r for r in results if r.scenario == name]
         if not mine:
@@ -492,15 +499,20 @@ def table(results: List[Trial]) -> str:
         lags = [r.forward_minus_lag for r in mine if r.forward_minus_lag is not None]
         lasts = [r.forward_minus_last for r in mine if r.forward_minus_last is not None]
         cpus = [r.cpu_share for r in mine if r.cpu_share is not None]
+        sampling = [r.sampling_share for r in mine if r.sampling_share is not None]
+        known = [r.probe_known for r in mine if r.probe_known is not None]
         ended: Dict[str, int] = {}
         for r in mine:
             ended[r.ended] = ended.get(r.ended, 0) + 1
         lines.append(
             f"| {name} | {len(mine)} | {sum(r.failed for r in mine)} / {sum(r.sent for r in mine)}"
             f" | {_fmt(statistics.median(lags)) if lags else '—'} / {_fmt(max(lags)) if lags else '—'}"
+            f" | {sum(1 for lag in lags if lag <= 1.0)} / {len(lags)}"
             f" | {_fmt(statistics.median(lasts)) if lasts else '—'} / {_fmt(max(lasts)) if lasts else '—'}"
             f" | {', '.join(f'{k} ×{v}' for k, v in ended.items())}"
-            f" | {_pct(statistics.median(cpus)) if cpus else '—'} / {_pct(max(cpus)) if cpus else '—'} |")
+            f" | {f'{sum(known)} / {len(known)}' if known else '—'}"
+            f" | {_pct(statistics.median(cpus)) if cpus else '—'} / {_pct(max(cpus)) if cpus else '—'}"
+            f" | {_pct(statistics.median(sampling)) if sampling else '—'} / {_pct(max(sampling)) if sampling else '—'} |")
     return "\n".join(lines)
 
 
@@ -572,7 +584,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                                        if status != "200"})[:6]
                     print(f"[drain] {name} #{round_number + 1}: L={lag:.2f} fwd-L={_fmt(result.forward_minus_lag)}"
                           f" fwd-last@A={_fmt(result.forward_minus_last)} failed={result.failed}/{result.sent}"
-                          f" (at A {result.failed_at_a}) cpu={_pct(result.cpu_share)} {result.ended}"
+                          f" (at A {result.failed_at_a}) cpu={_pct(result.cpu_share)} sampling={_pct(result.sampling_share)}"
+                          f" {result.ended}{'' if result.probe_known is None else ' probe known' if result.probe_known else ' probe NOT known'}"
                           f"{' ' + str(failures) if failures else ''}", file=sys.stderr, flush=True)
                 Path(args.out + ".partial").write_text(table(results) + "\n")
         finally:

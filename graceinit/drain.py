@@ -31,15 +31,23 @@ The rule, from measured traffic shapes (see docs/drain.md):
   moments than seen. So a source proves it stopped only with about 17 moments seen: at
   20 moments/s or more (300 req/s: ~0.4 s) that is quick; a 10 req/s source that stopped
   1 s after the stop signal, with no history, cannot prove it and waits for the max.
-- *Probes*: a source whose every request is a connection of its own, on a strict clock
-  (at least PROBE_BEATS beats, every gap within PROBE_JITTER of the period, a period
-  between PROBE_PERIOD), is taken for a health check and does not keep the wait going.
-  A Poisson client does not pass (see tests/unit/test_drain.py).
+- *Clocks* (rhythm.py): a source too slow for that whose episodes (bursts, uploads) start
+  on a strict clock is quiet after CLOCK_PERIODS_FEW missed beats (CLOCK_PERIODS once
+  CLOCK_BEATS_SURE were seen), and never sooner than a beat after its longest silence.
+- *Probes*: a source whose every request is a connection of its own, one per beat of a
+  clock with a period in PROBE_PERIOD (late now and then, never early, nothing between its
+  beats since the stop signal), lined up beyond chance (PROBE_CHANCE) with a beat on time
+  since the stop signal, or beyond HISTORY_CHANCE on its history alone, is taken for a
+  health check and does not keep the wait going. A Poisson client does not pass
+  (tests/unit/test_drain.py and test_rhythm.py measure how rarely).
 - The wait ends ("quiet") once every other source is past its window, with one source at
-  least having sent since the stop signal (an idle service proves nothing: the platform may
-  not have started removing it), no connection left unattributed (`pending`), at two
-  samples in a row, the second one `complete` (it saw every open connection).
-- Anything the sampler could not read or attribute (`None`, `lost`) never ends the wait.
+  least having sent since the stop signal (an idle service proves nothing), at a
+  `complete` sample (it saw every open connection) with nothing `pending` (a connection
+  opened that no look accounted for). Time while sampling stalled (a sample that came late:
+  graceinit, or the whole machine, did not run) is not silence: the clients may not have
+  run either.
+- Anything the sampler could not read or attribute (`None`, `lost`) never ends the wait:
+  something may have arrived, from anyone.
 """
 
 from __future__ import annotations
@@ -47,14 +55,17 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
+from graceinit.rhythm import EPISODE_GAP, EXTRA_SHARE, MIN_ON_WHOLE, Clock, clock, episodes
+
 # Quiet window for a source, in its own mean gaps between moments: P(a Poisson gap is
 # longer) = e^-8, about 3e-4 per gap (and the gap is taken long: see _Source.window).
 K_MEAN_GAPS = 8.0
 # ... and at least this many times the longest gap between its recent moments.
 K_LONGEST_GAP = 2.0
-# ... and never shorter than this: client stalls of ~300 ms are common under load (a 0.2 s
-# window lost requests in the research, 0.5 s did not).
-QUIET_FLOOR = 0.45
+# ... and never shorter than this: a client or proxy that stalls without having stalled
+# before. The research lost requests to a first stall of 290 ms with a 0.2 s window and none
+# with 0.5 s; a stall seen in the last LOOKBACK_S doubles into the window (K_LONGEST_GAP).
+QUIET_FLOOR = 0.4
 # Arrivals of one source closer than this are one moment (a burst is one piece of evidence).
 MERGE_S = 0.01
 # The rate and the longest gap are taken over a source's latest moments: this many, and
@@ -63,17 +74,37 @@ RECENT_MOMENTS = 16
 LOOKBACK_S = 10.0
 # Moments kept per source (history at 300 req/s for 60 s merges to ~3,000).
 KEEP_MOMENTS = 4096
-# Probes: this many arrivals at least, on a clock: each within max(PROBE_JITTER_S,
-# PROBE_JITTER of the period) of its beat, or late by up to a quarter period (at most
-# PROBE_LATE of them), at most PROBE_MISSED beats missed in a row (see _Source.period).
-PROBE_BEATS = 5
-PROBE_JITTER = 0.05
-PROBE_JITTER_S = 0.1
-PROBE_PERIOD = (0.5, 30.0)
-PROBE_LATE = 0.2
-PROBE_MISSED = 4  # beats in a row; and half of all beats at most
-# Quiet must hold at two samples this far apart at least (see Drain.observe).
-CONFIRM_S = 0.1
+# Probes: periods a kubelet can have (periodSeconds >= 1; a minute of history shows a few
+# beats of a 30 s probe at most), the clock checked by rhythm.clock.
+PROBE_PERIOD = (0.9, 30.0)
+# A source whose episodes (bursts, uploads) keep a clock is quiet after this many periods
+# without one (CLOCK_BEATS_SURE beats seen: fewer, CLOCK_PERIODS_FEW).
+CLOCK_PERIODS = 2.0
+CLOCK_PERIODS_FEW = 3.0
+CLOCK_BEATS_SURE = 6
+# A clock (a probe's, or episodes') counts once one of its beats came on time after the stop
+# signal, or on the history alone when chance would line it up this rarely (rhythm.CHANCE):
+# drain.py fits again at every new moment, and each fit is one more chance to be fooled.
+HISTORY_CHANCE = 1e-4
+# ... and with a beat on time after it: a probe's (ignored: its evidence must be strong),
+# and episodes' (a wait cut to a few of its periods).
+PROBE_CHANCE = 0.001
+CLOCK_CHANCE = 0.01
+# Clocks are fitted to a source's latest moments (a probe's) or episodes: enough to see a
+# minute of a 1 s probe, few enough to cost little per fit.
+CLOCK_FIT = 128
+EPISODE_FIT = 64
+# Only sources slow enough to need it are checked for a clock of episodes.
+CLOCK_CHECK_ABOVE = 2.0  # seconds of window
+CLOCK_MOMENTS = 512
+# A sample that comes later than asked for by more than this shows a stall (graceinit's, or
+# the whole machine's): the time beyond it does not count as silence.
+OVERDUE_S = 0.05
+# wants_full: the next sample is asked for a dump when quiet is due by then, or this soon
+# after (a dump one sample too early cannot be repeated at once: see traffic.FULL_EVERY).
+DUE_SLACK = 0.005
+# With more sources than this, a sample stops at the first one still sending.
+DUE_SOURCES = 256
 # Sampling: every TICK seconds, stretched so that sampling costs at most CPU_SHARE of a core
 # (dumps have a budget of their own: traffic.DUMP_SHARE; the event thread costs ~0.3 %).
 TICK = 0.02
@@ -133,7 +164,8 @@ class _Source:
     depends on the moments is computed once per change, not once per sample: a busy
     source has thousands."""
 
-    __slots__ = ("moments", "counts", "fresh_only", "requests", "origin", "close_gap", "_shape", "_probe")
+    __slots__ = ("moments", "counts", "fresh_only", "requests", "origin", "observed_from", "close", "_shape", "_probe",
+                 "_episodes")
 
     def __init__(self, origin: float) -> None:
         self.moments: List[float] = []
@@ -141,26 +173,34 @@ class _Source:
         self.fresh_only = True  # every request came on a connection of its own
         self.requests = 0  # since the stop signal
         self.origin = origin  # since when it has been watched
-        self.close_gap = False  # two moments closer than a probe's would be, or a merged one
+        # Its moments are a record from here on: the history of a kept-alive connection is its
+        # last data alone (what it carried before went unseen), so neither the gaps between
+        # such moments nor the time before the stop signal say anything of its rhythm.
+        self.observed_from = float("-inf")
+        self.close = 0  # moments that came closer to another than a probe's could
         self._shape: Optional[Tuple[float, float, int]] = None  # (recent span, longest gap, recent moments)
-        self._probe: Optional[Tuple[Optional[float]]] = None
+        self._probe: Optional[Tuple[Optional[Clock]]] = None
+        self._episodes: Optional[Tuple[Optional[Clock]]] = None
 
     def add(self, arrival: Arrival, start: float) -> None:
         if not arrival.fresh:
             self.fresh_only = False
+            if arrival.at < start:
+                self.observed_from = start
         if arrival.at >= start:
             self.requests += 1
         moments, at = self.moments, arrival.at
         index = bisect_left(moments, at)
-        self._shape = self._probe = None
+        self._shape = self._probe = self._episodes = None
         for near in (index - 1, index):
             if 0 <= near < len(moments) and abs(moments[near] - at) < MERGE_S:
                 self.counts[near] += 1
-                self.close_gap = True
+                self.close += 1
                 return
         for near in (index - 1, index):
             if 0 <= near < len(moments) and abs(moments[near] - at) < PROBE_PERIOD[0] / 2:
-                self.close_gap = True
+                self.close += 1
+                break
         moments.insert(index, at)
         self.counts.insert(index, 1)
         if len(moments) > KEEP_MOMENTS:
@@ -178,9 +218,15 @@ class _Source:
             moments = self.moments
             last = moments[-1]
             first = max(0, min(len(moments) - RECENT_MOMENTS, bisect_left(moments, last - LOOKBACK_S)))
+            seen = bisect_left(moments, self.observed_from)
+            if len(moments) - seen < RECENT_MOMENTS:
+                seen = 0  # too little seen live to judge by: the history's gaps, however long, count
+            first = max(first, seen)
             longest = max((moments[i + 1] - moments[i] for i in range(first, len(moments) - 1)), default=0.0)
             before = moments[first - 1] if first > 0 else self.origin
-            if first == 0:  # watched from before its first moment: that wait is a gap too
+            if seen:
+                before = max(before, self.observed_from)
+            elif first == 0:  # watched from before its first moment: that wait is a gap too
                 longest = max(longest, moments[0] - self.origin)
             self._shape = (last - before, longest, len(moments) - first)
         return self._shape
@@ -195,56 +241,72 @@ class _Source:
         # is long.
         mean_gap = max(0.0, span) / _fewer(recent)
         if self.moments[-1] >= start:  # sent since the stop signal: all it was watched counts
-            mean_gap = max(mean_gap, max(0.0, now - self.origin) / _fewer(len(self.moments)))
-        return max(QUIET_FLOOR, K_MEAN_GAPS * mean_gap, K_LONGEST_GAP * longest)
+            # From its first moment on; for a kept-alive source (whose history undercounts what
+            # came before the stop signal), also from the stop signal on: either is a rate it
+            # at least had, and the faster one is still no guess.
+            whole = max(0.0, now - self.origin) / _fewer(len(self.moments))
+            live = len(self.moments) - bisect_left(self.moments, self.observed_from)
+            if self.observed_from > self.origin and live >= RECENT_MOMENTS:
+                whole = min(whole, max(0.0, now - self.observed_from) / _fewer(live))
+            mean_gap = max(mean_gap, whole)
+        window = max(QUIET_FLOOR, K_MEAN_GAPS * mean_gap, K_LONGEST_GAP * longest)
+        if window > CLOCK_CHECK_ABOVE:
+            # Bursts or uploads on a clock: too few moments to prove a rate, but a clock
+            # that misses two or three beats in a row has stopped. Never sooner than one
+            # beat after the longest silence it kept: beats it skips are its rhythm too (a
+            # burst's SYNs dropped and retried 1 s later made a 1 s clock of a 3 s one).
+            beat = self.episode_clock(start)
+            if beat is not None:
+                periods = CLOCK_PERIODS if beat.on >= CLOCK_BEATS_SURE else CLOCK_PERIODS_FEW
+                clocked = max(periods * beat.period, self.longest_gap() + beat.period)
+                window = max(QUIET_FLOOR, min(window, clocked))
+        return window
 
-    def period(self) -> Optional[float]:
-        """The period of a strict clock the moments keep, if they keep one (probes): one
-        moment per beat at most, each within PROBE_JITTER of its beat or late by up to a
-        quarter period (a probe can be delayed by a loaded node, never be early), at most
-        PROBE_LATE of them late, at most PROBE_MISSED beats missed in a row."""
-        moments = self.moments
-        if len(moments) < 3 or self.close_gap:
-            return None
-        gaps = sorted(b - a for a, b in zip(moments, moments[1:]))
-        period = gaps[len(gaps) // 2]
-        if not PROBE_PERIOD[0] <= period <= PROBE_PERIOD[1]:
-            return None
-        beats = [round((m - moments[0]) / period) for m in moments]
-        # Missed beats: a probe connection that the client closed first leaves no TIME_WAIT
-        # in the history (kubelet and server race to close).
-        steps = [b - a for a, b in zip(beats, beats[1:])]
-        if (any(not 1 <= step <= PROBE_MISSED + 1 for step in steps) or 2 * len(beats) < beats[-1] + 1
-                or steps.count(1) < PROBE_BEATS - 1):
-            return None
-        # the clock by least squares over the beats (a period taken from one gap drifts)
-        n = len(moments)
-        mean_beat, mean_at = sum(beats) / n, sum(moments) / n
-        spread = sum((b - mean_beat) ** 2 for b in beats)
-        period = sum((b - mean_beat) * (m - mean_at) for b, m in zip(beats, moments)) / spread
-        jitter = max(PROBE_JITTER_S, PROBE_JITTER * period)
-        offsets = sorted(m - mean_at - (b - mean_beat) * period for b, m in zip(beats, moments))
-        zero = offsets[len(offsets) // 4]  # on time: most beats are; the late ones are the rest
-        late = 0
-        for offset in offsets:
-            offset -= zero
-            if offset < -jitter or offset > period / 4:
-                return None
-            late += offset > jitter
-        return period if late <= PROBE_LATE * (n - PROBE_BEATS) else None  # (few beats: none late)
+    def longest_gap(self) -> float:
+        """The longest silence between two of its moments in the last LOOKBACK_S."""
+        return self._recent()[1]
 
-    def probe_period(self) -> Optional[float]:
+    def episode_clock(self, start: float) -> Optional[Clock]:
+        """The clock the source's episodes (bursts, uploads) start on, if they keep one."""
+        if self._episodes is None:
+            found = None
+            if len(self.moments) <= CLOCK_MOMENTS:
+                found = _confirmed(episodes(self.moments)[-EPISODE_FIT:], 2 * EPISODE_GAP, start, CLOCK_CHANCE)
+                if found is not None and found.extra:
+                    found = None  # a second episode within a beat: not a clock's
+            self._episodes = (found,)
+        return self._episodes[0]
+
+    def probe_clock(self, start: float) -> Optional[Clock]:
+        """The clock of a probe, if this source is one: every request on a connection of its
+        own, one per beat of a clock (late now and then, never early), and nothing more
+        since the stop signal."""
         if self._probe is None:
-            probe = self.fresh_only and len(self.moments) >= PROBE_BEATS and not self.close_gap
-            self._probe = (self.period() if probe else None,)
+            found = None
+            n = len(self.moments)
+            if self.fresh_only and n >= MIN_ON_WHOLE and self.close <= EXTRA_SHARE * n + 1:
+                found = _confirmed(self.moments[-CLOCK_FIT:], PROBE_PERIOD[0], start, PROBE_CHANCE)
+                if found is not None and found.last_extra >= start:
+                    found = None  # a request between its beats since the stop signal: waited for
+            self._probe = (found,)
         return self._probe[0]
 
-    def rhythm(self, now: float) -> Tuple[str, bool]:
-        period = self.period()
-        if period is not None:
-            return f"periodic every {period:.1f} s", True
+    def rhythm(self, now: float, start: float) -> Tuple[str, bool]:
+        beat = clock(self.moments[-CLOCK_FIT:], *PROBE_PERIOD, start)
+        if beat is not None:
+            return f"periodic every {beat.period:.1f} s", True
         span = max(now - self.origin, 1e-3)
         return f"about {len(self.moments) / span:.1f} moments/s, last {now - self.last:.1f} s ago", False
+
+
+def _confirmed(moments: Sequence[float], shortest: float, start: float, chance: float) -> Optional[Clock]:
+    """The clock the moments keep, if chance would line them up that well less often than
+    `chance` and one of its beats came on time since `start`, or the history alone makes it
+    all but certain (HISTORY_CHANCE)."""
+    found = clock(moments, shortest, PROBE_PERIOD[1], start, chance=chance, whole_seconds=True)
+    if found is not None and not found.on_after:
+        found = clock(moments, shortest, PROBE_PERIOD[1], start, chance=HISTORY_CHANCE, whole_seconds=True)
+    return found
 
 
 def _fewer(count: int) -> float:
@@ -262,15 +324,28 @@ class Drain:
         self._ignored: Dict[str, _Source] = {}
         self._last_at = start
         self._last_cost = 0.0
+        self._asked_at = start  # when the next sample was asked for
         self._lost_at: Optional[float] = None  # the latest sample that lost events
-        self._quiet_since: Optional[float] = None  # the first of the samples in a row found quiet
+        self._was_quiet = False  # the previous sample found quiet
+        # Stalls: sampling came late (graceinit, or the whole machine, did not run). Silence
+        # during a stall proves nothing (the clients may not have run either): ends of the
+        # stalls, and the stalled time up to each, to take it out of every silence.
+        self._stall_ends: List[float] = []
+        self._stalled: List[float] = []
+        self._due: Optional[float] = None  # when every source will have been silent long enough
         # for the report
         self.samples = 0
+        self.complete = 0  # samples that saw every open connection (a dump)
         self.unreadable = 0
         self.sampling_s = 0.0
         self.ignored = 0  # requests from ignored peers and ports since the stop signal
         self.last_request_at: Optional[float] = None
         self.reason: Optional[str] = None
+
+    @property
+    def stalled_s(self) -> float:
+        """How long sampling stalled in all (time that did not count as silence)."""
+        return self._stalled[-1] if self._stalled else 0.0
 
     @property
     def sources_seen(self) -> int:
@@ -279,12 +354,19 @@ class Drain:
     def observe(self, sample: Optional[TrafficSample]) -> Optional[str]:
         """Take one sample (None: it could not be read, which proves nothing). Returns
         "quiet" or "max" once the wait is over, else None."""
-        if sample is None:
+        if sample is None:  # what it had read is gone with it: as if events were lost
             self.unreadable += 1
-            self._quiet_since = None
+            self._was_quiet = False
+            self._due = None
+            self._lost_at = max(self._lost_at or self.start, self._asked_at)
             return self._end_at(self._last_at, quiet=False)
         self.samples += 1
+        self.complete += sample.complete
         self.sampling_s += sample.cost_s
+        stalled = sample.at - self._asked_at - OVERDUE_S
+        if stalled > 0:
+            self._stall_ends.append(sample.at)
+            self._stalled.append((self._stalled[-1] if self._stalled else 0.0) + stalled)
         self._last_at = max(self._last_at, sample.at)
         self._last_cost = sample.cost_s - sample.dump_s
         for arrival in sample.arrivals:
@@ -300,23 +382,22 @@ class Drain:
                 self.last_request_at = at
         if sample.lost:
             self._lost_at = sample.at
-        # Quiet must hold at samples CONFIRM_S apart, the last a complete one: after a stall
-        # of the whole machine (or of graceinit) the first sample comes overdue, before the
-        # clients have caught up; and a connection opened meanwhile must have been seen.
-        # A pending connection (opened, not yet seen) does not restart the count: the next
-        # sample is asked to be complete, and that finds it (and its requests) or clears it.
+        # Quiet counts at a complete sample (it saw every open connection: one opened
+        # meanwhile would have been found) with nothing pending.
         quiet = self._all_quiet(sample.at)
-        if not quiet:
-            self._quiet_since = None
-        elif self._quiet_since is None:
-            self._quiet_since = sample.at
-        confirmed = (quiet and sample.pending == 0 and sample.complete
-                     and sample.at - self._quiet_since >= CONFIRM_S)
-        return self._end_at(sample.at, quiet=confirmed)
+        confirmed = quiet and sample.pending == 0 and sample.complete
+        self._was_quiet = quiet
+        reason = self._end_at(sample.at, quiet=confirmed)
+        self._asked_at = self.next_sample_at()
+        return reason
 
     def wants_full(self) -> bool:
-        """Should the next sample look at every open connection (to confirm quiet)?"""
-        return self._quiet_since is not None and self._last_at + TICK - self._quiet_since >= CONFIRM_S
+        """Should the next sample look at every open connection? Yes when it may find quiet:
+        the dump that confirms quiet is taken by the sample that finds it, not one later."""
+        upcoming = self.next_sample_at()
+        if upcoming < self.start + self.min_s:
+            return False  # quiet cannot end the wait yet: no dump to confirm it
+        return self._was_quiet or (self._due is not None and self._due <= upcoming + DUE_SLACK)
 
     def next_sample_at(self) -> float:
         """When to take the next sample: every TICK, less often when a sample is expensive."""
@@ -332,19 +413,19 @@ class Drain:
         """The sources taken for probes, with their periods."""
         found = {}
         for peer, source in self._sources.items():
-            period = source.probe_period()
-            if period is not None:
-                found[peer] = period
+            beat = source.probe_clock(self.start)
+            if beat is not None:
+                found[peer] = beat.period
         return found
 
     def holdouts(self) -> List[Holdout]:
         """The sources still sending when the wait ended (latest first): why it was not quiet."""
         now, out = self._last_at, []
         for peer, source in self._sources.items():
-            if source.probe_period() is not None or not source.requests:
+            if source.probe_clock(self.start) is not None or not source.requests:
                 continue
             if now - source.last < source.window(now, self.start):
-                rhythm, periodic = source.rhythm(now)
+                rhythm, periodic = source.rhythm(now, self.start)
                 out.append((source.last, Holdout(peer, source.requests, rhythm, periodic)))
         return [holdout for _, holdout in sorted(out, key=lambda pair: -pair[0])]
 
@@ -354,24 +435,40 @@ class Drain:
         if last is None:
             return []
         return sorted(((peer, source.last - last) for peer, source in self._ignored.items()
-                       if source.last > last + QUIET_FLOOR), key=lambda pair: -pair[1])
+                       if source.last > last + QUIET_FLOOR / 2), key=lambda pair: -pair[1])
 
     # --- the rule ------------------------------------------------------------------------
 
     def _all_quiet(self, at: float) -> bool:
+        """Is every source past its window (probes aside), one of them having sent since
+        the stop signal? Also notes when that will be (`_due`), for `wants_full`."""
         counted = False
         longest = QUIET_FLOOR
+        due = at
+        many = len(self._sources) > DUE_SOURCES
         for source in self._sources.values():
-            if source.probe_period() is not None:
+            if source.probe_clock(self.start) is not None:
                 continue
             window = source.window(at, self.start)
-            if at - source.last < window:
+            due = max(due, source.last + window + self._stalled_since(source.last))
+            if many and due > at:
+                self._due = None  # not worth a look at every source each sample
                 return False
             longest = max(longest, window)
             counted = counted or source.last >= self.start
-        if self._lost_at is not None and at - self._lost_at < longest:
-            return False  # events were lost: something arrived, from anyone
-        return counted  # nothing arrived since the stop signal: an idle service proves nothing
+        if self._lost_at is not None:  # events were lost: something arrived, from anyone
+            due = max(due, self._lost_at + longest + self._stalled_since(self._lost_at))
+        self._due = due if counted else None
+        # nothing arrived since the stop signal: an idle service proves nothing
+        return counted and due <= at
+
+    def _stalled_since(self, since: float) -> float:
+        """How long sampling stalled after `since` (stalls that ended after it, whole)."""
+        ends = self._stall_ends
+        if not ends or ends[-1] <= since:
+            return 0.0
+        first = bisect_left(ends, since)
+        return self._stalled[-1] - (self._stalled[first - 1] if first else 0.0)
 
     def _end_at(self, at: float, *, quiet: bool) -> Optional[str]:
         if at >= self.start + self.max_s:

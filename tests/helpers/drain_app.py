@@ -29,8 +29,12 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+class Server(ThreadingHTTPServer):
+    request_queue_size = 128  # like a real server's backlog: a burst of 20 is not dropped
+
+
 def main():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     extra = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     if extra:

@@ -180,23 +180,25 @@ def test_a_probe_from_a_second_loopback_address_is_known_and_not_waited_for(proc
     assert re.search(r"taken for probes, not waited for: 127\.0\.0\.50 every 1\.0 s", err), err
 
 
-@pytest.mark.timeout(40)
-def test_bursts_of_simultaneous_requests_are_all_answered(procs, graceinit_bin, tmp_path):
+@pytest.mark.timeout(60)
+def test_bursts_of_simultaneous_requests_are_all_answered_and_their_end_is_seen(procs, graceinit_bin, tmp_path):
     # The attack: 20 simultaneous HTTP/1.0 requests every 3 s from 0.2 s after the stop
     # signal. Counted one per connection, the first burst looked like a fast source gone
-    # quiet, and the next bursts were refused.
-    run, port = start_app(procs, graceinit_bin, tmp_path, "--stop-delay-max", "9")
-    assert burst(run.pid, port, 20)[0] == 20
+    # quiet, and the next bursts were refused. Once they stop, the clock they kept shows
+    # it: the wait ends quiet, not at the max.
+    run, port = start_app(procs, graceinit_bin, tmp_path, "--stop-delay-max", "30")
     run.send(signal.SIGTERM)
     drain_started(run)
     sent_at, results = time.monotonic(), []
-    for number in range(3):
+    for number in range(4):
         time.sleep(max(0.0, sent_at + 0.2 + 3.0 * number - time.monotonic()))
         results.append(burst(run.pid, port, 20))
-    forwarded = term_time(run, 15)
-    assert [answered for answered, _, _ in results] == [20] * 3, [errors for _, errors, _ in results]
+    forwarded = term_time(run, 30)
+    assert [answered for answered, _, _ in results] == [20] * 4, [errors for _, errors, _ in results]
     assert forwarded > results[-1][2], "forwarded before the last burst was answered"
+    assert forwarded > sent_at + 0.2 + 3.0 * 4, "forwarded before the next burst was due"
     assert run.wait(10) == 0
+    assert "(quiet)" in run.stderr_text(), run.stderr_text()[-2000:]
 
 
 @pytest.mark.timeout(40)

@@ -206,6 +206,17 @@ def test_a_300ms_stall_of_a_fast_source_does_not_end_the_wait():
     assert ended > 3.0
 
 
+@pytest.mark.parametrize("lag", [0.3, 2.0])
+def test_gaps_in_a_keepalive_pools_history_are_not_silences(lag):
+    # The history of a kept-alive connection is its last data alone: a pooled connection
+    # idle since 0.72 s before the signal left a 0.7 s "gap" that was not one, and the
+    # window doubled it (measured: nginx keep-alive forwarded 1.4-2.9 s after its last
+    # request); nor was the time before the stop signal watched (1.6 s after a 0.3 s lag).
+    trace = sorted(steady("10.5.0.2", 160, -1.5, lag, POOL[:7]) + [(-0.9, "10.5.0.2", "pool7"), (-0.72, "10.5.0.2", "pool7")])
+    ended, reason = replay(trace)
+    assert reason == "quiet" and ended <= last_request(trace) + QUIET_FLOOR + 0.1
+
+
 def test_an_idle_service_proves_nothing_and_waits_for_the_max():
     assert replay([], max_s=12.0) == (12.0, "max")
     # traffic that stopped before the stop signal is no evidence either
@@ -235,6 +246,17 @@ def test_bursts_of_20_every_3s_never_end_the_wait_between_bursts(conn):
     trace = bursts("127.0.0.1", 20, 3.0, 0.2, 10.0, conn)
     ended, reason = replay(trace, max_s=25.0)
     assert ended > last_request(trace), f"ended ({reason}) at {ended:.2f}s, a burst came at {last_request(trace):.2f}s"
+    # ... and once they stop, the clock they kept says so: three missed bursts, not the max
+    assert reason == "quiet" and last_request(trace) + 3 * 3.0 <= ended < 25.0
+
+
+def test_bursts_whose_dropped_syns_came_1s_later_are_waited_for_a_beat_past_their_longest_gap():
+    # Recorded by the integration test: bursts every 3 s from 0.2 s, the SYNs a full accept
+    # queue dropped retried 1 s later. Those make a 1 s clock with every third beat empty;
+    # two of its periods (2 s) after the last moment would have come before the next burst.
+    moments = [-1.259, -0.235, -0.027, 0.224, 1.236, 3.226, 4.245, 4.452, 6.225, 7.252, 9.226, 9.237, 10.26]
+    ended, reason = replay([(at, "127.0.0.1", "new") for at in moments], max_s=30.0)
+    assert reason == "quiet" and 12.22 + 0.5 < ended < 30.0
 
 
 def test_bursts_known_from_the_history_are_waited_for_too():
@@ -253,6 +275,7 @@ def test_an_8mb_upload_every_2_5s_never_ends_the_wait_between_uploads():
     trace = uploads("127.0.0.1", 2.5, 0.3, 12.0)
     ended, reason = replay(trace, max_s=25.0)
     assert ended > last_request(trace), f"ended ({reason}) at {ended:.2f}s, uploads came until {last_request(trace):.2f}s"
+    assert reason == "quiet" and ended >= last_request(trace) + 2.5  # the next upload was due, and did not come
 
 
 def test_one_peer_with_two_kinds_of_client_waits_for_both():
@@ -260,7 +283,7 @@ def test_one_peer_with_two_kinds_of_client_waits_for_both():
     trace = steady("127.0.0.1", 20, -5.0, 1.5) + steady("127.0.0.1", 40, -5.0, 6.0, ("cf",))
     ended, reason = replay(sorted(trace))
     assert reason == "quiet"
-    assert 6.0 + QUIET_FLOOR <= ended <= 6.0 + 1.0
+    assert last_request(trace) + QUIET_FLOOR <= ended <= 6.0 + 1.0
 
 
 def test_clients_that_close_first_are_all_counted():
@@ -269,7 +292,7 @@ def test_clients_that_close_first_are_all_counted():
     trace = steady("10.13.0.1", 100, 0.0, 4.0, ("cf",))
     ended, reason = replay(trace, max_s=15.0)
     assert reason == "quiet"
-    assert 4.0 + QUIET_FLOOR <= ended <= 4.0 + QUIET_FLOOR + 0.3
+    assert last_request(trace) + QUIET_FLOOR <= ended <= last_request(trace) + QUIET_FLOOR + 0.1
 
 
 # --- short lags: the history from before the stop signal ----------------------------------
@@ -337,6 +360,59 @@ def test_a_probe_delayed_now_and_then_by_a_loaded_node_is_still_a_probe(seed):
     assert reason == "quiet" and ended < 3.0
 
 
+def kubelet(peer: str, period: float, seed: int, *, late: float, missing: float, until: float = 30.0) -> List[Request]:
+    """A kubelet probe on a loaded node for a minute before the stop signal: a `late` share
+    of its beats 0.1-0.7 periods late (at most 1 s), a `missing` share closed by the client
+    first (no TIME_WAIT: missing from the history, seen by their destroy event after)."""
+    rng = random.Random(seed)
+    first, out = -60.0 + rng.uniform(0, period), []
+    for beat in range(int((until + 60.0) / period)):
+        at = first + beat * period + abs(rng.gauss(0, 0.003))
+        if rng.random() < late:
+            at += rng.uniform(0.1 * period, min(0.7 * period, 1.0))
+        out.append((at, peer, "cf" if rng.random() < missing else "new"))
+    return out
+
+
+@pytest.mark.parametrize("period", [1.0, 2.0])
+@pytest.mark.parametrize("seed", range(10))
+def test_a_probe_on_a_loaded_node_is_known_from_the_history(period, seed):
+    # 10 % of its beats late, 20 % missing from the history: the last session's rule (every
+    # beat within a quarter period, none closer than 0.25 s) lost such probes in the
+    # benchmark and waited the max
+    trace = sorted(steady("10.6.0.2", 200, -2.0, 2.0) + kubelet("10.6.0.4", period, seed, late=0.1, missing=0.2))
+    ended, reason, drain = replay_drain(trace, max_s=20.0)
+    assert set(drain.probes()) == {"10.6.0.4"}
+    assert reason == "quiet" and ended <= 2.0 + QUIET_FLOOR + 0.1
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_probe_mostly_missing_from_the_history_is_known_from_it(seed):
+    # The benchmark's probe client won the race to close 60 % of the time: those beats left
+    # no TIME_WAIT. Asking every beat of the history to be there held the wait 22 s.
+    trace = sorted(steady("10.6.0.2", 200, -2.0, 2.0) + kubelet("10.6.0.4", 1.0, seed, late=0.1, missing=0.6))
+    ended, reason, drain = replay_drain(trace, max_s=20.0)
+    assert set(drain.probes()) == {"10.6.0.4"}
+    assert reason == "quiet" and ended <= 2.0 + QUIET_FLOOR + 0.1
+
+
+@pytest.mark.parametrize("history, known_by", [
+    ((-52.63, -42.63, -32.63, -22.63, -12.63), 2.0 + QUIET_FLOOR + 0.1),  # five on time: certain at once
+    ((-52.63, -42.63, -22.63), 7.37 + 0.05),  # three: taken at its first beat after the signal
+    ((-52.63, -42.63, -32.18, -22.63, -12.63), 7.37 + 0.05),  # one of five late: the same
+])
+def test_a_10s_probe_is_known_from_its_history_or_at_its_next_beat(history, known_by):
+    # Measured: two of five trials held three beats of a 10 s probe in the history (the
+    # client had closed first the other times), and waited for two more beats. A few beats
+    # on a whole-seconds clock are strong evidence; one more on time after the signal makes
+    # it certain (detectors that re-fit at every moment are fooled more often than one fit is).
+    beats = [(at, "10.6.0.5", "new") for at in history]
+    trace = sorted(steady("10.6.0.2", 200, -2.0, 2.0) + beats + [(7.37, "10.6.0.5", "cf")])
+    ended, reason, drain = replay_drain(trace, max_s=20.0)
+    assert set(drain.probes()) == {"10.6.0.5"}
+    assert reason == "quiet" and ended <= known_by
+
+
 def test_a_probe_with_real_requests_between_its_beats_is_waited_for():
     # The same peer (a sidecar's 127.0.0.6) sends probes and, now and then, real requests.
     trace = sorted(steady("10.6.0.2", 200, -2.0, 2.0) + probe("127.0.0.6", 1.0)
@@ -347,7 +423,7 @@ def test_a_probe_with_real_requests_between_its_beats_is_waited_for():
 
 
 def test_a_probe_whose_connections_the_client_closes_is_learnt_after_the_signal():
-    # No TIME_WAIT history: the rhythm shows after PROBE_BEATS probes.
+    # No TIME_WAIT history: the rhythm shows after a few probes (rhythm.MIN_ON_WHOLE, on time).
     trace = sorted(steady("10.6.0.2", 200, -2.0, 2.0, POOL) + probe("10.6.0.3", 1.0, conn="cf"))
     ended, reason = replay(trace, max_s=20.0)
     assert reason == "quiet" and ended <= 6.0
@@ -358,8 +434,8 @@ def test_an_ignored_probe_is_not_waited_for_and_is_counted():
     trace = sorted(steady("10.6.0.2", 200, -2.0, 2.0) + probes)
     ended, reason, drain = replay_drain(trace, max_s=20.0, ignore=["10.6.0.1/32"])
     assert reason == "quiet"
-    assert 2.0 + QUIET_FLOOR <= ended <= 2.0 + QUIET_FLOOR + 0.15
-    assert drain.ignored == 3  # at 0.5, 1.5 and 2.5 s
+    assert 2.0 + QUIET_FLOOR <= ended <= 2.0 + QUIET_FLOOR + 0.1
+    assert drain.ignored == sum(1 for when, _, _ in probes if 0 <= when <= ended)  # at 0.5, 1.5, ...
 
 
 @pytest.mark.parametrize("rate", [1.0, 2.0, 3.0, 5.0])
@@ -370,6 +446,41 @@ def test_a_slow_real_client_is_never_taken_for_a_probe_and_is_waited_for(rate, s
     ended, reason, drain = replay_drain(trace, max_s=25.0)
     assert drain.probes() == {}
     assert ended > last_request(trace), f"ended ({reason}) at {ended:.2f}s, requests until {last_request(trace):.2f}s"
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.2, 0.3, 0.5])
+def test_a_slow_client_beside_a_fast_one_is_never_taken_for_a_clock(rate):
+    # A review found Poisson clients of 0.1-0.3/s taken for a probe or a clock of episodes
+    # in 1 % of runs (the detector fits again at every moment: many chances to be fooled).
+    # A client seen since the stop signal must hold the wait; one last seen long before it
+    # may count as gone (its quiet window passed: a limit stated in docs/drain.md).
+    for seed in range(150):
+        slow = poisson("10.30.0.1", rate, -60.0, 25.0, seed)
+        ended, reason, drain = replay_drain(sorted(slow + steady("10.30.0.2", 200, -2.0, 1.0)), max_s=25.0)
+        assert drain.probes() == {}, seed
+        assert reason == "max" or not any(0.0 <= when < ended for when, _, _ in slow), (seed, ended)
+
+
+def test_a_probe_peer_whose_beat_at_the_signal_went_unseen_is_not_a_probe_for_real_requests():
+    # The review's sidecar case: 127.0.0.6 probes every 10 s and forwards real requests; the
+    # beat just before the signal was closed by the client (no TIME_WAIT, its destroy event
+    # before the watch began), so the first real request after the signal sat alone in that
+    # beat, "late", and the source was ignored while real requests still came.
+    peer = "127.0.0.6"
+    beats = ([(-50.4 + 10 * i, peer, "new") for i in range(5)] + [(-0.4, peer, "cf")]
+             + [(9.6 + 10 * i, peer, "cf") for i in range(3)])
+    real = [(0.8, peer, "new"), (5.0, peer, "new"), (8.0, peer, "new")]
+    ended, reason, drain = replay_drain(sorted(steady("10.6.0.2", 200, -2.0, 1.5) + beats + real), max_s=30.0)
+    assert drain.probes() == {} and ended > 8.0
+
+
+def test_a_slow_kept_alive_pool_seen_only_in_the_history_is_waited_for():
+    # Three kept-alive connections, a request every 2 s between them, none since the signal
+    # yet: their history gives no rate to judge by, so its gaps count (a window of the floor
+    # ended the wait at 0.9 s, and the next request came at 1.95 s).
+    slow = steady("10.20.0.1", 0.5, -30.05, 20.0, ("a", "b", "c"))
+    ended, reason = replay(sorted(slow + steady("10.20.0.2", 300, -5.0, 0.5, POOL)), max_s=15.0)
+    assert ended > 1.95
 
 
 def test_a_periodic_client_on_a_kept_alive_connection_is_named_when_it_holds_the_wait():
@@ -403,25 +514,62 @@ def _fed_until(trace: Sequence[Request], until: float) -> Tuple[Drain, float]:
     return drain, prev
 
 
+def _until_it_ends(drain: Drain, trace: Sequence[Request], prev: float, at: float,
+                   broken: Optional[Dict[str, object]] = None, until: float = 30.0) -> Tuple[Optional[str], float]:
+    """Feed samples on the detector's own schedule from `at` (broken ones before `until`)."""
+    while True:
+        sample = samples(trace, prev, at)
+        ended = drain.observe(sample._replace(**broken) if broken and at < until else sample)
+        if ended is not None or at >= 30.0:
+            return ended, at
+        prev, at = at, drain.next_sample_at()
+
+
 def test_an_unreadable_sample_never_ends_the_wait():
     trace = steady("10.10.0.1", 300, -1.0, 1.0, POOL)
     drain, prev = _fed_until(trace, 1.0)
     for _ in range(50):
         assert drain.observe(None) is None
-    assert drain.observe(samples(trace, prev, 2.0)) is None  # quiet, to be confirmed
-    assert drain.observe(None) is None  # ... not by a sample that could not be read
-    assert drain.observe(samples(trace, 2.0, 2.1)) is None
-    assert drain.observe(samples(trace, 2.1, 2.2)) == "quiet"
+    # What an unreadable sample had read is lost with it, and silence while nothing could
+    # be read proves nothing: quiet comes a floor after readable samples resume, not at once.
+    ended, at = _until_it_ends(drain, trace, prev, 2.0)
+    assert ended == "quiet"
+    assert 2.0 + QUIET_FLOOR - 0.1 <= at <= 2.0 + QUIET_FLOOR + 0.1
 
 
-def test_pending_connections_lost_events_and_incomplete_samples_never_end_the_wait():
+def test_what_an_unreadable_sample_had_read_counts_as_lost():
+    # The sample that would have seen the last requests fails after reading them: quiet
+    # must still be a floor after them, not after the requests seen before.
     trace = steady("10.10.0.1", 300, -1.0, 1.0, POOL)
-    for broken in (dict(pending=1), dict(lost=True), dict(complete=False)):
-        drain, prev = _fed_until(trace, 1.0)
-        ends = [drain.observe(samples(trace, prev, at / 10)._replace(**broken)) for at in range(11, 30)]
-        assert ends == [None] * len(ends), broken
-    drain.observe(samples(trace, 2.9, 3.0))
-    assert drain.observe(samples(trace, 3.0, 3.1)) == "quiet"
+    drain, prev = _fed_until(trace, 0.95)
+    at = drain.next_sample_at()
+    while at < last_request(trace):
+        assert drain.observe(samples(trace, prev, at)) is None
+        prev, at = at, drain.next_sample_at()
+    assert drain.observe(None) is None  # read up to `at`, then failed: those arrivals are gone
+    ended, when = _until_it_ends(drain, trace, at, drain.next_sample_at())
+    assert ended == "quiet" and when >= last_request(trace) + QUIET_FLOOR
+
+
+@pytest.mark.parametrize("broken", [dict(pending=1), dict(lost=True), dict(complete=False)])
+def test_pending_connections_lost_events_and_incomplete_samples_never_end_the_wait(broken):
+    trace = steady("10.10.0.1", 300, -1.0, 1.0, POOL)
+    drain, prev = _fed_until(trace, 1.0)
+    ended, at = _until_it_ends(drain, trace, prev, drain.next_sample_at(), broken, until=3.0)
+    assert ended == "quiet" and at >= 3.0
+    # lost events: something arrived, from anyone, up to the last sample that lost some
+    assert at <= 3.0 + (QUIET_FLOOR + 0.05 if broken.get("lost") else 0.05)
+
+
+def test_no_dump_is_asked_for_while_the_minimum_holds_the_wait():
+    # quiet cannot end the wait before --stop-delay-min: a dump to confirm it would only cost
+    trace = steady("10.10.0.1", 300, -1.0, 0.5, POOL)
+    drain, at, prev, asked = Drain(start=0.0, min_s=3.0, max_s=10.0), 0.0, None, []
+    while drain.observe(samples(trace, prev, at)) is None:
+        asked.append((drain.next_sample_at(), drain.wants_full()))
+        prev, at = at, drain.next_sample_at()
+    assert not any(full for when, full in asked if when < 3.0)
+    assert any(full for when, full in asked if when >= 3.0) and at < 3.1
 
 
 def test_the_tick_stretches_when_samples_are_expensive():
@@ -483,10 +631,11 @@ AUTO = dict(stop_delay=20.0, stop_delay_auto=True, stop_delay_max=20.0)
 
 
 def test_auto_forwards_the_stop_signal_once_requests_stop():
-    system = DrainingSystem(steady("10.1.0.9", 300, -5.0, 3.0, POOL), stop_at=1.0)
+    trace = steady("10.1.0.9", 300, -5.0, 3.0, POOL)
+    system = DrainingSystem(trace, stop_at=1.0)
     run(cfg(**AUTO), system)
     [(forwarded, _)] = system.actions("send_group")
-    assert 1.0 + 3.0 + QUIET_FLOOR <= forwarded <= 1.0 + 3.0 + QUIET_FLOOR + 0.15
+    assert 1.0 + last_request(trace) + QUIET_FLOOR <= forwarded <= 1.0 + last_request(trace) + QUIET_FLOOR + 0.1
     assert system.watches[0].closed
     assert system.watches[0].fulls >= 1  # quiet was confirmed by a complete sample
 

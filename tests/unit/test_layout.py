@@ -18,7 +18,7 @@ from helpers.fakes import FakeSystem
 
 PACKAGE = Path(__file__).resolve().parents[2] / "graceinit"
 CORE = ("supervisor", "lifecycle", "stopdelay", "fallback", "generations", "hooks", "terminate",
-        "facts", "events", "waits", "budget", "drain", "ledger", "proc")
+        "facts", "events", "waits", "budget", "drain", "rhythm", "ledger", "proc")
 # What the core may import: its own modules, the configuration, the log levels and reporter
 # (the seam for what graceinit says), pure standard modules, and `_signal` for numbers only.
 ALLOWED = set(CORE) | {"config", "log", "report", "__future__", "typing", "_signal", "shlex",
