@@ -89,7 +89,10 @@ HISTORY_CHANCE = 1e-4
 # ... and with a beat on time after it: a probe's (ignored: its evidence must be strong),
 # and episodes' (a wait cut to a few of its periods).
 PROBE_CHANCE = 0.001
-CLOCK_CHANCE = 0.01
+CLOCK_CHANCE = 0.05
+# ... with a moment in this share of its beats at least (bursts and uploads miss none; a slow
+# client fitted to a clock misses most).
+EPISODE_FILLED = 0.75
 # Clocks are fitted to a source's latest moments (a probe's) or episodes: enough to see a
 # minute of a 1 s probe, few enough to cost little per fit.
 CLOCK_FIT = 128
@@ -272,8 +275,9 @@ class _Source:
             found = None
             if len(self.moments) <= CLOCK_MOMENTS:
                 found = _confirmed(episodes(self.moments)[-EPISODE_FIT:], 2 * EPISODE_GAP, start, CLOCK_CHANCE)
-                if found is not None and found.extra:
-                    found = None  # a second episode within a beat: not a clock's
+                if found is not None and (found.extra or found.filled_before + found.filled_after
+                                          < EPISODE_FILLED * (found.beats_before + found.beats_after)):
+                    found = None  # a second episode within a beat, or beats missed: not a clock's
             self._episodes = (found,)
         return self._episodes[0]
 
