@@ -390,7 +390,7 @@ def trial(scenario: Scenario, lag: float, nginx: Nginx, work: Path, auto_max: fl
         cpu_share = None
         if cpu0 is not None and cpu_last is not None and cpu_at > t0:
             cpu_share = (cpu_last - cpu0) / (cpu_at - t0)
-        sampled = re.search(r"samples \(\d+ complete\) of \d+ source\(s\) cost (\d+) ms", text)
+        sampled = re.search(r"samples \(\d+ complete(?:, \d+ unreadable)?\) of \d+ source\(s\) cost (\d+) ms", text)
         sampling_share = float(sampled.group(1)) / 1000 / float(found.group(1)) if sampled and found else None
         probe_known = (f"{PROBE_FROM} every" in text) if scenario.probe else None
         result = Trial(scenario.name, lag, len(after), len(failed),

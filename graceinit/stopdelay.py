@@ -168,11 +168,12 @@ class StopDelay:
         windows = detector.quiet_windows()
         shown = "; ".join(f"{peer}: {moments} moments, silent {silent:g}s of {window:g}s"
                           for peer, (moments, silent, window) in list(windows.items())[:10])
-        self._say(DEBUG, "drain_sampled", f"stop delay auto: {detector.samples} samples ({detector.complete} complete)"
-                  f" of {detector.sources_seen} source(s) cost {detector.sampling_s * 1000:.0f} ms, sampling stalled"
-                  f" {detector.stalled_s * 1000:.0f} ms; {shown}",
-                  samples=detector.samples, complete=detector.complete, sources=detector.sources_seen,
-                  sampling_ms=round(detector.sampling_s * 1000, 1), stalled_ms=round(detector.stalled_s * 1000, 1))
+        self._say(DEBUG, "drain_sampled", f"stop delay auto: {detector.samples} samples ({detector.complete} complete,"
+                  f" {detector.unreadable} unreadable) of {detector.sources_seen} source(s) cost"
+                  f" {detector.sampling_s * 1000:.0f} ms, sampling stalled {detector.stalled_s * 1000:.0f} ms; {shown}",
+                  samples=detector.samples, complete=detector.complete, unreadable=detector.unreadable,
+                  sources=detector.sources_seen, sampling_ms=round(detector.sampling_s * 1000, 1),
+                  stalled_ms=round(detector.stalled_s * 1000, 1))
 
     def _say(self, level: int, event: str, msg: str, **fields: Any) -> None:
         self.report.emit(level, event, msg, **fields)
