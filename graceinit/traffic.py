@@ -479,7 +479,7 @@ class TrafficWatch:
         complete, dump_s = False, 0.0
         # Dumps budget themselves (DUMP_SHARE of a core), so that an expensive one, on a node
         # with a big socket table, does not stretch the cheap samples' tick; a dump to
-        # confirm quiet may come sooner, at most every FULL_EVERY.
+        # confirm quiet may come sooner: at most every FULL_EVERY, within FULL_SHARE of a core.
         since = at - self._dumped_at
         if (lost or unknown > 0) and since >= self._dump_cost / DUMP_SHARE or full and since >= min(
                 self._dump_cost / DUMP_SHARE, max(FULL_EVERY, self._dump_cost / FULL_SHARE)):
