@@ -516,6 +516,25 @@ def table(results: List[Trial]) -> str:
     return "\n".join(lines)
 
 
+def in_own_netns(flag: str, module: str, argv: Optional[List[str]]) -> None:
+    """Run the rest of `python -m module` in a network namespace of its own: the first time
+    (the environment variable `flag` unset), re-execute it under `unshare --net`. An exec,
+    not a child: a signal to this pid reaches the run itself."""
+    if os.environ.get(flag) != "1":
+        os.environ[flag] = "1"
+        os.chdir(ROOT)
+        os.execvp("unshare", ["unshare", "--net", "--", PYTHON, "-m", module,
+                              *(argv if argv is not None else sys.argv[1:])])
+
+
+def missing(prog: str, tools: Sequence[str]) -> bool:
+    """Say which of `tools` is not installed, if one is not."""
+    absent = [tool for tool in tools if shutil.which(tool) is None]
+    for tool in absent:
+        print(f"{prog}: {tool} is not installed", file=sys.stderr)
+    return bool(absent)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=20, help="rounds (each runs every scenario once)")
@@ -527,20 +546,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--out", default=str(Path(__file__).with_name("RESULTS-drain.md")))
     args = parser.parse_args(argv)
-    if os.environ.get("GIDRAIN_NETNS") != "1":
-        # everything below happens in a network namespace of our own (exec: signals reach it)
-        os.environ["GIDRAIN_NETNS"] = "1"
-        os.chdir(ROOT)
-        os.execvp("unshare", ["unshare", "--net", "--", PYTHON, "-m", "benchmarks.bench_drain",
-                              *(argv if argv is not None else sys.argv[1:])])
+    in_own_netns("GIDRAIN_NETNS", "benchmarks.bench_drain", argv)
     # SIGTERM, and SIGINT even where a shell started us in the background with it ignored:
     # unwind, so that every `finally` stops what it started and removes its rules
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda number, frame: sys.exit(128 + number))
-    for tool in ("nginx", "iptables-restore", "unshare", "nsenter", "ip"):
-        if shutil.which(tool) is None:
-            print(f"bench_drain: {tool} is not installed", file=sys.stderr)
-            return 2
+    if missing("bench_drain", ("nginx", "iptables-restore", "unshare", "nsenter", "ip")):
+        return 2
     sh("ip", "link", "set", "lo", "up")
     sh("ip", "addr", "add", f"{VIP}/32", "dev", "lo")
     started = time.monotonic()

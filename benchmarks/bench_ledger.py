@@ -36,9 +36,7 @@ import json
 import os
 import random
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -49,7 +47,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from benchmarks import bench_drain as drain
-from benchmarks.bench_drain import Nginx, app_argv, init_pid, stop_group, vip, wait_for_http
+from benchmarks.bench_drain import Nginx, app_argv, in_own_netns, init_pid, missing, stop_group, vip, wait_for_http
+from benchmarks.drain_apps import http10
 from benchmarks.drain_apps import wsgi as drain_wsgi
 
 
@@ -252,14 +251,7 @@ class SlowRequests:
 
     def _one(self) -> None:
         try:
-            with socket.create_connection((A, drain.PORT), timeout=SLOW_S + 10) as conn:
-                conn.sendall(b"GET /slow HTTP/1.0\r\n\r\n")
-                answer = b""
-                while True:
-                    data = conn.recv(4096)
-                    if not data:
-                        break
-                    answer += data
+            answer = http10((A, drain.PORT), "/slow", SLOW_S + 10)
             ok = answer.startswith(b"HTTP/1.1 200") or answer.startswith(b"HTTP/1.0 200")
         except OSError:
             ok = False
@@ -433,17 +425,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--out", default=str(Path(__file__).with_name("RESULTS-ledger.md")))
     args = parser.parse_args(argv)
-    if os.environ.get("GILEDGER_NETNS") != "1":
-        # everything below happens in a network namespace of our own, and A's in another
-        os.environ["GILEDGER_NETNS"] = "1"
-        os.chdir(ROOT)
-        # exec, not a child: a signal to this pid reaches the run itself
-        os.execvp("unshare", ["unshare", "--net", "--", PYTHON, "-m", "benchmarks.bench_ledger",
-                              *(argv if argv is not None else sys.argv[1:])])
-    for tool in ("hey", "nginx", "iptables-restore", "unshare", "nsenter", "ip"):
-        if shutil.which(tool) is None:
-            print(f"bench_ledger: {tool} is not installed", file=sys.stderr)
-            return 2
+    # everything below happens in a network namespace of our own, and A's in another
+    in_own_netns("GILEDGER_NETNS", "benchmarks.bench_ledger", argv)
+    if missing("bench_ledger", ("hey", "nginx", "iptables-restore", "unshare", "nsenter", "ip")):
+        return 2
     # SIGTERM (or Ctrl-C) ends the run through the finally clauses: no pod, VIP rule or
     # nginx left behind
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))

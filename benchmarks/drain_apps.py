@@ -59,6 +59,20 @@ async def asgi(scope, receive, send):  # type: ignore[no-untyped-def]
 
 # --- clients --------------------------------------------------------------------------------
 
+
+def http10(address: Tuple[str, int], path: str, timeout: float, source: str = "") -> bytes:
+    """One HTTP/1.0 GET on a connection of its own: everything the server sends until it
+    closes (the bursts here, bench_ledger's slow requests)."""
+    with socket.create_connection(address, timeout=timeout, source_address=(source, 0) if source else None) as sock:
+        sock.sendall(b"GET " + path.encode() + b" HTTP/1.0\r\n\r\n")
+        data = b""
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return data
+            data += chunk
+
+
 Record = Tuple[float, float, str, str]  # start, end, status, backend
 
 
@@ -119,15 +133,7 @@ class Load:
         """One HTTP/1.0 request on a socket of its own (bursts)."""
         start = time.monotonic()
         try:
-            with socket.create_connection((self.host, self.port), timeout=5,
-                                          source_address=(self.args.source, 0) if self.args.source else None) as sock:
-                sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
-                data = b""
-                while True:
-                    chunk = sock.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
+            data = http10((self.host, self.port), "/", 5, self.args.source)
             head, _, body = data.partition(b"\r\n\r\n")
             status = head.split(b" ")[1].decode() if head.startswith(b"HTTP/") else "garbled"
             self.record(start, status, body)

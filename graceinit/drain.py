@@ -275,8 +275,7 @@ class _Source:
             found = None
             if len(self.moments) <= CLOCK_MOMENTS:
                 found = _confirmed(episodes(self.moments)[-EPISODE_FIT:], 2 * EPISODE_GAP, start, CLOCK_CHANCE)
-                if found is not None and (found.extra or found.filled_before + found.filled_after
-                                          < EPISODE_FILLED * (found.beats_before + found.beats_after)):
+                if found is not None and (found.extra or found.filled < EPISODE_FILLED):
                     found = None  # a second episode within a beat, or beats missed: not a clock's
             self._episodes = (found,)
         return self._episodes[0]

@@ -58,12 +58,16 @@ class Clock(NamedTuple):
     late: int  # moments later in their beat interval
     extra: int  # moments after the first of their beat interval
     last_extra: float  # when the latest extra moment came (-inf: none)
-    beats: int  # beat intervals from the first moment to the last
-    beats_before: int = 0  # ... of them before complete_from, and from it on
-    beats_after: int = 0
-    filled_before: int = 0  # ... holding a moment (on time or late)
-    filled_after: int = 0
-    on_after: int = 0  # moments on their beat from complete_from on
+    beats_before: int  # beat intervals from the first moment's to the last's, before complete_from
+    beats_after: int  # ... and from it on
+    filled_before: int  # ... holding a moment (on time or late)
+    filled_after: int
+    on_after: int  # moments on their beat from complete_from on
+
+    @property
+    def filled(self) -> float:
+        """The share of its beats that hold a moment."""
+        return (self.filled_before + self.filled_after) / max(1, self.beats_before + self.beats_after)
 
 
 def clock(moments: Sequence[float], shortest: float, longest: float,
@@ -87,7 +91,7 @@ def clock(moments: Sequence[float], shortest: float, longest: float,
             continue
         # Half the true period explains as many moments, with every other beat empty:
         # the clock that leaves fewest beats empty wins.
-        if best is None or _filled(fit) > _filled(best):
+        if best is None or fit.filled > best.filled:
             best = fit
     return best
 
@@ -115,10 +119,6 @@ def _at_least(hits: int, tries: int, p: float) -> float:
     head = lgamma(tries + 1)
     return min(1.0, sum(exp(head - lgamma(k + 1) - lgamma(tries - k + 1) + k * log(p) + (tries - k) * log(1 - p))
                         for k in range(hits, tries + 1)))
-
-
-def _filled(fit: Clock) -> float:
-    return (fit.filled_before + fit.filled_after) / max(1, fit.beats_before + fit.beats_after)
 
 
 def episodes(moments: Sequence[float], gap: float = EPISODE_GAP) -> List[float]:
@@ -217,8 +217,8 @@ def _fit(moments: Sequence[float], period: float, complete_from: float = float("
     split = first_beat if complete_from == float("-inf") else -((anchor - tolerance - complete_from) // period)
     split = max(first_beat, min(last_beat + 1, split))
     beats_before, beats_after = int(split - first_beat), int(last_beat + 1 - split)
-    return Clock(period, anchor, on_count, late, extra, last_extra, int(last_beat - first_beat),
-                 beats_before, beats_after, filled_before, filled_after, on_after)
+    return Clock(period, anchor, on_count, late, extra, last_extra, beats_before, beats_after, filled_before,
+                 filled_after, on_after)
 
 
 def _wrapped(offset: float, period: float) -> float:

@@ -29,8 +29,8 @@ peers and ports are counted apart, for the report.
 Where the kernel refuses (no netlink, EPERM, a seccomp profile), `watch` raises
 `Unavailable`; a sample that cannot be read is None. Both mean waiting the max.
 
-`DestroyStream` and `tcp_counters` are reusable by other modules: they depend on nothing
-of the drain.
+`DestroyStream` is reusable by other modules: it depends on nothing of the drain. The TCP
+counters come from netstat.py, which the ledger reads too.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ import time
 from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from graceinit import procs
+from graceinit.netstat import passive_opens
 from graceinit.drain import Arrival, TrafficSample, Unavailable, kept_alive_arrivals
 
 NETLINK_SOCK_DIAG = 4
@@ -130,23 +131,6 @@ def _peer(family: int, raw: bytes) -> Tuple[int, int, str]:
     if raw[:12] == _V4_MAPPED:
         return 4, int.from_bytes(raw[12:], "big"), socket.inet_ntop(socket.AF_INET, raw[12:])
     return 6, int.from_bytes(raw, "big"), socket.inet_ntop(socket.AF_INET6, raw)
-
-
-def tcp_counters(path: str = "/proc/net/snmp") -> Dict[str, int]:
-    """The `Tcp:` counters of this network namespace (PassiveOpens, InSegs, ...)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        text = os.read(fd, 65536)
-    finally:
-        os.close(fd)
-    names: List[bytes] = []
-    for line in text.split(b"\n"):
-        if line.startswith(b"Tcp:"):
-            if not names:
-                names = line.split()[1:]
-            else:
-                return {name.decode(): int(value) for name, value in zip(names, line.split()[1:])}
-    raise ValueError(f"no Tcp counters in {path}")
 
 
 # --- netlink --------------------------------------------------------------------------------
@@ -475,7 +459,7 @@ class TrafficWatch:
         for one in closed:
             self._closed(one, arrivals, count=True)
         self._look(arrivals)
-        unknown = tcp_counters()["PassiveOpens"] - self._opens_at_dump - self._closed_new
+        unknown = passive_opens() - self._opens_at_dump - self._closed_new
         complete, dump_s = False, 0.0
         # Dumps budget themselves (DUMP_SHARE of a core), so that an expensive one, on a node
         # with a big socket table, does not stretch the cheap samples' tick; a dump to
@@ -536,7 +520,7 @@ class TrafficWatch:
         cpu = time.thread_time()
         # PassiveOpens before the dump: a connection accepted meanwhile is both in the dump
         # and counted as new, so it is looked for again (never the other way round).
-        opens = tcp_counters()["PassiveOpens"]
+        opens = passive_opens()
         at = time.monotonic()
         seen: Set[int] = set()
         listed: Set[int] = set()  # a socket turning TIME_WAIT mid-dump is listed twice, one cookie
@@ -637,7 +621,7 @@ def watch(root_pid: int, ignore: Sequence[str], listen_ports: Sequence[Tuple[int
         # Subscribe first: a connection that closes between the dump and the subscription
         # would be in neither.
         stream = DestroyStream()
-        watcher = TrafficWatch(diag, stream, listeners, networks, origin, tcp_counters()["PassiveOpens"])
+        watcher = TrafficWatch(diag, stream, listeners, networks, origin, passive_opens())
         watcher.start()
     except Unavailable:
         _close(diag, stream)

@@ -10,6 +10,8 @@ import socket
 import sys
 import time
 
+from rawhttp import exchange  # (this script's own folder is first on sys.path)
+
 REQUEST = b"GET / HTTP/1.0\r\n\r\n"
 
 
@@ -20,14 +22,7 @@ def hammer(seconds):
         if time.monotonic() >= deadline:
             break
         try:
-            with socket.create_connection(("127.0.0.1", 8080), timeout=2) as conn:
-                conn.sendall(REQUEST)
-                answer = b""
-                while True:
-                    data = conn.recv(1000)
-                    if not data:
-                        break
-                    answer += data
+            answer = exchange(("127.0.0.1", 8080), REQUEST, timeout=2)
             counts["ok" if answer.startswith(b"HTTP/1.0 200") else "other"] += 1
         except ConnectionRefusedError:
             counts["refused"] += 1
