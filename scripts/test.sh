@@ -24,6 +24,8 @@ need_packages=()
 for tool in tini:tini dumb-init:dumb-init unshare:util-linux nsenter:util-linux ip:iproute2 bash:bash; do
     command -v "${tool%%:*}" >/dev/null || need_packages+=("${tool##*:}")
 done
+# Debian's python3 makes virtualenvs only with python3-venv (ensurepip) installed
+python3 -c 'import ensurepip' 2>/dev/null || need_packages+=(python3-venv)
 if [ "${GRACEINIT_SKIP_E2E:-0}" != 1 ]; then
     for tool in podman:podman runc:runc debootstrap:debootstrap; do
         command -v "${tool%%:*}" >/dev/null || need_packages+=("${tool##*:}")
