@@ -18,6 +18,9 @@ Everything runs in a network namespace of the benchmark's own (it re-executes it
   requests/s to A and B can be plotted around the deletion;
 - a kubelet-like probe of A from 10.0.1.253 (`Connection: close`, `kube-probe/1.33`) every
   1 or 10 s, for --probe-before seconds before the deletion and on;
+- a sidecar (Istio's 127.0.0.6, inside A's network namespace): the kubelet-like probe and the
+  mesh's requests on kept-alive connections from that one address, the requests stopping at L
+  (the mesh's own endpoint removal);
 - the attacks of issue 15 straight at A: bursts of 20 HTTP/1.0 requests every 3 s from
   0.2 s after SIGTERM, an 8 MB upload every 2.5 s, one peer with two kinds of client;
 - with --node-sockets N: N idle established sockets in 8 other network namespaces (the
@@ -52,6 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 GRACEINIT = os.environ.get("BENCH_GRACEINIT") or str(Path(PYTHON).with_name("graceinit"))
 A, NODE, PROBE_FROM, HARNESS = "10.0.1.1", "10.0.1.254", "10.0.1.253", "10.0.1.252"
+SIDECAR, SIDECAR_TO = "127.0.0.6", "127.0.0.1"  # Istio's sidecar, inside A's network namespace
 B = "127.0.1.2"
 PORT, B_PORT = 8000, 8001
 VIP, VIP_PORT = "10.96.0.10", 80
@@ -65,11 +69,12 @@ PID1 = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", "--net", "
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    path: str  # "dnat", "nginx", or "direct" (attacks straight at A)
+    path: str  # "dnat", "nginx", "sidecar" (from 127.0.0.6 in A's namespace), or "direct" (attacks straight at A)
     mode: str = ""  # the load client's mode (drain_apps.py)
     probe: float = 0.0  # kubelet-like probe period, 0: none
     attack: str = ""  # "burst", "upload", "mix"
     node_sockets: bool = False  # with --node-sockets idle sockets in other namespaces
+    server: str = "gunicorn"  # A's server: "gunicorn" (gthread) or "uvicorn" (asyncio, keep-alive)
 
 
 SCENARIOS = {s.name: s for s in (
@@ -84,6 +89,10 @@ SCENARIOS = {s.name: s for s in (
     Scenario("uploads", "direct", attack="upload"),
     Scenario("two-clients-one-peer", "direct", attack="mix"),
     Scenario("dnat-close-first+node-sockets", "dnat", "close-first", node_sockets=True),
+    Scenario("uvicorn-dnat-close-first", "dnat", "close-first", server="uvicorn"),
+    Scenario("uvicorn-nginx-keepalive+probe1s", "nginx", "keepalive", probe=1.0, server="uvicorn"),
+    Scenario("sidecar-keepalive+probe1s", "sidecar", "keepalive", probe=1.0),
+    Scenario("sidecar-keepalive+probe10s", "sidecar", "keepalive", probe=10.0),
 )}
 
 
@@ -110,7 +119,10 @@ def sh(*argv: str, check: bool = True) -> None:
     subprocess.run(list(argv), check=check, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def app_argv(host: str, port: int) -> List[str]:
+def app_argv(host: str, port: int, server: str = "gunicorn") -> List[str]:
+    if server == "uvicorn":  # keep-alive 5 s as gunicorn's; stops on SIGTERM, finishing what is in flight
+        return [str(Path(PYTHON).with_name("uvicorn")), "--host", host, "--port", str(port), "--workers", "2",
+                "--timeout-keep-alive", "5", "--no-access-log", "--app-dir", str(ROOT), "benchmarks.drain_apps:asgi"]
     return [str(Path(PYTHON).with_name("gunicorn")), "-k", "gthread", "--threads", "8", "-w", "2",
             "--keep-alive", "5", "--graceful-timeout", "20", "-b", f"{host}:{port}", "--chdir", str(ROOT),
             "--no-control-socket", "benchmarks.drain_apps:wsgi"]
@@ -272,9 +284,10 @@ def cpu_seconds(pid: int) -> Optional[float]:
         return None
 
 
-def client(url: str, mode: str, out: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([PYTHON, "-m", "benchmarks.drain_apps", "load", url, "--mode", mode, "--out", str(out),
-                             *extra], cwd=ROOT, start_new_session=True)
+def client(url: str, mode: str, out: Path, *extra: str, netns_of: Optional[int] = None) -> subprocess.Popen:
+    inside = ["nsenter", "-t", str(netns_of), "-n"] if netns_of else []
+    return subprocess.Popen(inside + [PYTHON, "-m", "benchmarks.drain_apps", "load", url, "--mode", mode, "--out", str(out),
+                                      *extra], cwd=ROOT, start_new_session=True)
 
 
 def stop_client(proc: subprocess.Popen, out: Path) -> List[Tuple[float, float, str, str]]:
@@ -326,29 +339,38 @@ def trial(scenario: Scenario, lag: float, nginx: Nginx, work: Path, auto_max: fl
     log_path = work / "a.log"
     with open(log_path, "w") as log:
         wrapper = subprocess.Popen(PID1 + [GRACEINIT, os.environ.get("GIDRAIN_VERBOSITY", "-vv"), "--stop-delay", "auto", "--stop-delay-max", f"{auto_max:g}",
-                                           "--"] + app_argv("0.0.0.0", PORT), env={**os.environ, "BENCH_NAME": "A"},
+                                           "--"] + app_argv("0.0.0.0", PORT, scenario.server), env={**os.environ, "BENCH_NAME": "A"},
                                    stdout=log, stderr=log, start_new_session=True)
     clients: List[Tuple[subprocess.Popen, Path]] = []
     try:
         pid = init_pid(wrapper)
         wire_pod(pid)
         wait_for_http(f"http://{A}:{PORT}/", 30, HARNESS)
+        sidecar = scenario.path == "sidecar"  # Istio's: probes and the mesh's requests from one address
         if scenario.probe:
             out = work / "probe.txt"
-            clients.append((client(f"http://{A}:{PORT}/", "probe", out, "--period", f"{scenario.probe:g}",
-                                   "--source", PROBE_FROM), out))
+            clients.append((client(f"http://{SIDECAR_TO if sidecar else A}:{PORT}/", "probe", out,
+                                   "--period", f"{scenario.probe:g}", "--source", SIDECAR if sidecar else PROBE_FROM,
+                                   netns_of=pid if sidecar else None), out))
             time.sleep(probe_before)
         if scenario.path == "nginx":
             nginx.reload(with_a=True)
             time.sleep(1.0)  # the old workers' connections close
         elif scenario.path == "dnat":
             vip(with_a=True)
+        warm_up = 1.5  # pooled connections to A and B in use
+        planned_t0 = time.monotonic() + warm_up
         if scenario.mode:
             url = f"http://{INGRESS}:{INGRESS_PORT}/" if scenario.path == "nginx" else f"http://{VIP}:{VIP_PORT}/"
             out = work / "load.txt"
-            clients.append((client(url, scenario.mode, out, "--clients", str(CLIENTS), "--rate", str(RATE_PER_CLIENT)),
-                            out))
-        time.sleep(1.5)  # warm-up: pooled connections to A and B in use
+            if sidecar:  # the mesh stops sending at L: the client stops itself then
+                clients.append((client(f"http://{SIDECAR_TO}:{PORT}/", scenario.mode, out, "--clients", str(CLIENTS),
+                                       "--rate", str(RATE_PER_CLIENT), "--source", SIDECAR, "--t0", f"{planned_t0}",
+                                       "--start", f"{-warm_up}", "--stop", f"{lag}", netns_of=pid), out))
+            else:
+                clients.append((client(url, scenario.mode, out, "--clients", str(CLIENTS), "--rate",
+                                       str(RATE_PER_CLIENT)), out))
+        time.sleep(max(0.0, planned_t0 - time.monotonic()))
         t0 = time.monotonic()
         if scenario.attack:
             clients += attack(scenario.attack, t0, work)
@@ -392,7 +414,7 @@ def trial(scenario: Scenario, lag: float, nginx: Nginx, work: Path, auto_max: fl
             cpu_share = (cpu_last - cpu0) / (cpu_at - t0)
         sampled = re.search(r"samples \(\d+ complete(?:, \d+ unreadable)?\) of \d+ source\(s\) cost (\d+) ms", text)
         sampling_share = float(sampled.group(1)) / 1000 / float(found.group(1)) if sampled and found else None
-        probe_known = (f"{PROBE_FROM} every" in text) if scenario.probe else None
+        probe_known = (f"{SIDECAR if sidecar else PROBE_FROM} every" in text) if scenario.probe else None
         result = Trial(scenario.name, lag, len(after), len(failed),
                        sum(1 for r in failed if r[3] != "B"),
                        None if forward is None else forward - t0 - lag,
@@ -553,11 +575,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         signal.signal(signum, lambda number, frame: sys.exit(128 + number))
     if missing("bench_drain", ("nginx", "iptables-restore", "unshare", "nsenter", "ip")):
         return 2
+    names = args.scenario or list(SCENARIOS)
+    servers = {SCENARIOS[name].server for name in names}
+    if missing("bench_drain", [str(Path(PYTHON).with_name(server)) for server in sorted(servers)]):
+        return 2  # gunicorn and uvicorn come with the `test` extra
     sh("ip", "link", "set", "lo", "up")
     sh("ip", "addr", "add", f"{VIP}/32", "dev", "lo")
     started = time.monotonic()
     deadline = started + args.budget
-    names = args.scenario or list(SCENARIOS)
     results: List[Trial] = []
     plotted: Dict[str, str] = {}
     rng = random.Random(args.seed)

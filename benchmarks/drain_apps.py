@@ -13,7 +13,8 @@ from the body). Modes:
 - server-close: a new connection per request with `Connection: close` (the server closes);
 - close-first: a new connection per request, closed by the client after the answer, with no
   `Connection: close` (curl against a keep-alive server: no TIME_WAIT on the server);
-- probe: like server-close with the kubelet's User-Agent, from --source, every --period s;
+- probe: like server-close with the kubelet's User-Agent, from --source, every --period s (a missed
+  tick is kept and the rest dropped, as Go's ticker does);
 - burst: --size simultaneous HTTP/1.0 requests every --period s;
 - upload: an --upload-mb MB POST on a connection of its own every --period s.
 
@@ -146,6 +147,12 @@ class Load:
         while not self.halt.is_set() and time.monotonic() < self.end:
             connection = self.one(connection)
             next_at += interval
+            behind = time.monotonic() - next_at
+            if self.args.mode == "probe" and behind > interval:
+                # The kubelet's ticker (Go's time.Ticker) keeps one missed tick and drops the
+                # rest: after a stall one probe goes at once, the next on the grid, never a
+                # catch-up run of them.
+                next_at += interval * int(behind / interval)
             self.halt.wait(max(0.0, next_at - time.monotonic()))
 
     def bursts(self) -> None:

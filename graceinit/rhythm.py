@@ -14,17 +14,28 @@ fit only when the moments are clearly on a clock (ON_SHARE, EXTRA_SHARE, COVERAG
 better than chance would line them up (CHANCE). A Poisson client with a minute of history
 passes 2 or 3 times in a thousand at 0.05 to 0.2 requests/s (a few moments a minute can
 line up) and never from 0.5/s on (tests/unit/test_rhythm.py measures it); drain.py asks more
-before it ignores a source (every request a connection of its own, nothing between beats).
+before it ignores a source (a period of whole seconds, every request a connection of its
+own, nothing between beats).
 """
 
 from __future__ import annotations
 
 from math import exp, lgamma, log
-from typing import List, NamedTuple, Optional, Sequence
+from typing import Callable, List, NamedTuple, Optional, Sequence
 
-# A beat's moment is on time within max(JITTER_S, JITTER of the period).
+# A beat's moment is on time within max(JITTER_S, JITTER of the period): a loose tolerance,
+# for clocks whose moments wander (an upload's end moves with its transfer time, a loaded
+# server answers a probe late) ...
 JITTER = 0.02
 JITTER_S = 0.1
+# ... and a tight one, max(TIGHT_S, TIGHT of the period). A kubelet's ticker does not drift,
+# and a TIME_WAIT's close time is read to a jiffy: a 1 s probe's close moments sat within
+# 5 ms of their grid on an idle node, and within 12 ms with both cores busy and 320 req/s
+# (measured with the benchmark's probe client and gunicorn). The chance that a moment falls
+# on a beat by luck is 2 * tolerance / period, so four tight beats of a 10 s probe prove
+# what five loose ones did.
+TIGHT = 0.0025
+TIGHT_S = 0.025
 # On a clock: at least this share of the moments on their beats (the rest late or extra),
 ON_SHARE = 0.6
 # ... at most this share extra (a ticker sends one per beat; a caught-up tick is the exception),
@@ -46,6 +57,9 @@ CHANCE = 0.01
 # a fitted period within this of whole seconds (a 1 % chance for a period fitted to noise)
 # counts as given, not fitted: only the phase was chosen to fit.
 WHOLE_SECONDS = 0.005
+# ... within this for a tight fit: moments a few ms off their beats fit a period to a tenth
+# of a millisecond over a minute.
+TIGHT_WHOLE_SECONDS = 0.002
 MIN_ON_WHOLE = 3  # ... and three beats on time can be enough (MIN_ON otherwise)
 # Moments of a source closer than this are one episode (a burst, an upload's segments).
 EPISODE_GAP = 0.5
@@ -71,9 +85,13 @@ class Clock(NamedTuple):
 
 
 def clock(moments: Sequence[float], shortest: float, longest: float,
-          complete_from: float = float("-inf"), chance: float = CHANCE, whole_seconds: bool = False) -> Optional[Clock]:
+          complete_from: float = float("-inf"), chance: float = CHANCE, whole_seconds: bool = False,
+          tight: bool = False, only_whole: bool = False) -> Optional[Clock]:
     """The clock the sorted `moments` keep, with a period in [shortest, longest], if they
-    clearly keep one (see CHANCE). Moments before `complete_from` may be missing now and then."""
+    clearly keep one (see CHANCE). Moments before `complete_from` may be missing now and then.
+    `whole_seconds`: a period of whole seconds counts as given; `only_whole`: no other period
+    will do. `tight`: on time within the tight tolerance (TIGHT_S), not the loose one."""
+    jitter = _tight_jitter if tight else _jitter
     n = len(moments)
     if n < (MIN_ON_WHOLE if whole_seconds else MIN_ON):
         return None
@@ -86,8 +104,9 @@ def clock(moments: Sequence[float], shortest: float, longest: float,
     for guess in guesses:
         if not 0.8 * shortest <= guess <= 1.2 * longest:
             continue
-        fit = _fit(moments, _refined(gaps, guess), complete_from)
-        if fit is None or not shortest <= fit.period <= longest or not _kept(fit, n, len(guesses), chance, whole_seconds):
+        fit = _fit(moments, _refined(gaps, guess, jitter), jitter, complete_from)
+        if (fit is None or not shortest <= fit.period <= longest
+                or not _kept(fit, n, len(guesses), chance, whole_seconds or only_whole, only_whole, jitter)):
             continue
         # Half the true period explains as many moments, with every other beat empty:
         # the clock that leaves fewest beats empty wins.
@@ -96,11 +115,21 @@ def clock(moments: Sequence[float], shortest: float, longest: float,
     return best
 
 
-def _kept(fit: Clock, n: int, tries: int, chance: float, whole_seconds: bool) -> bool:
+def _kept(fit: Clock, n: int, tries: int, chance: float, whole_seconds: bool, only_whole: bool,
+          jitter: Callable[[float], float]) -> bool:
     fitted, fewest = 2, MIN_ON  # the phase and the period were chosen to fit
-    if whole_seconds and fit.period >= 1 and abs(fit.period - round(fit.period)) <= WHOLE_SECONDS:
+    p = min(1.0, 2 * jitter(fit.period) / fit.period)
+    whole = TIGHT_WHOLE_SECONDS if jitter is _tight_jitter else WHOLE_SECONDS
+    if whole_seconds and round(fit.period) >= 1 and abs(fit.period - round(fit.period)) <= whole:
         fitted, fewest = 1, MIN_ON_WHOLE
-    p = min(1.0, 2 * _jitter(fit.period) / fit.period)
+        # The second moment is not a free hit: it lands where the period comes out whole by
+        # chance 2 * whole (any gap is some period), which the tight tolerance can undercut.
+        p = max(p, 2 * whole)
+    elif only_whole or jitter is _tight_jitter:
+        # A period fitted to the moments is chosen from a continuum, among as many periods
+        # as the tolerance tells apart: the tighter it is, the more of them to pick from, and
+        # the binomial would not count them. Only a given period earns the tight tolerance.
+        return False
     return (fit.on >= max(fewest, ON_SHARE * n) and fit.extra <= EXTRA_SHARE * n
             and fit.filled_before >= COVERAGE_BEFORE * fit.beats_before
             and fit.filled_after >= COVERAGE * fit.beats_after
@@ -132,10 +161,10 @@ def episodes(moments: Sequence[float], gap: float = EPISODE_GAP) -> List[float]:
     return starts
 
 
-def _refined(gaps: Sequence[float], guess: float) -> float:
+def _refined(gaps: Sequence[float], guess: float, jitter: Callable[[float], float]) -> float:
     """The period that the gaps close to a whole number of `guess` agree on (the median of
     gap / beats): one gap's jitter does not become the period's."""
-    tolerance = _jitter(guess)
+    tolerance = jitter(guess)
     each = []
     for gap in gaps:
         beats = round(gap / guess)
@@ -151,10 +180,15 @@ def _jitter(period: float) -> float:
     return max(JITTER_S, JITTER * period)
 
 
-def _fit(moments: Sequence[float], period: float, complete_from: float = float("-inf")) -> Optional[Clock]:
+def _tight_jitter(period: float) -> float:
+    return max(TIGHT_S, TIGHT * period)
+
+
+def _fit(moments: Sequence[float], period: float, jitter: Callable[[float], float],
+         complete_from: float = float("-inf")) -> Optional[Clock]:
     if period <= 0:
         return None
-    tolerance = _jitter(period)
+    tolerance = jitter(period)
     # The phase: the moment with the most others on its grid (the densest beat line).
     best_anchor, best_count = moments[0], -1
     step = max(1, len(moments) // 64)  # enough anchors to find the line, O(n * 64)
@@ -179,7 +213,7 @@ def _fit(moments: Sequence[float], period: float, complete_from: float = float("
         if period <= 0:
             return None
         anchor = mean_at - mean_beat * period
-        tolerance = _jitter(period)
+        tolerance = jitter(period)
     # Sort the moments: a beat interval runs from `tolerance` before a beat to `tolerance`
     # before the next; its first moment is on time or late, any later one is extra.
     on_count = late = extra = on_after = 0

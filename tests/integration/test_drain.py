@@ -157,12 +157,19 @@ def test_clients_that_close_first_are_counted_and_waited_for(procs, graceinit_bi
 
 
 @pytest.mark.timeout(60)
-def test_a_probe_from_a_second_loopback_address_is_known_and_not_waited_for(procs, graceinit_bin, tmp_path):
+@pytest.mark.parametrize("probe_from, client_from", [
+    ("127.0.0.50", "127.0.0.1"),  # a probe from an address of its own
+    # Istio's sidecar: probes (new connections) and the mesh's requests (a kept-alive pool),
+    # both from 127.0.0.6; the peer counts by its kept-alive requests once the new ones keep
+    # a probe's clock
+    ("127.0.0.6", "127.0.0.6"),
+], ids=["second-address", "sidecar"])
+def test_a_probe_is_known_and_not_waited_for(procs, graceinit_bin, tmp_path, probe_from, client_from):
     run, port = start_app(procs, graceinit_bin, tmp_path, "--stop-delay-max", "20")
-    probe = Client(run.pid, port, interval=1.0, limit=40, kind="probe", source="127.0.0.50")
+    probe = Client(run.pid, port, interval=1.0, limit=40, kind="probe", source=probe_from)
     probe.start()
     wait_until(lambda: probe.answered >= 6, 15, "six probes before the stop signal")
-    client = Client(run.pid, port)
+    client = Client(run.pid, port, source=client_from)
     client.start()
     wait_until(lambda: client.answered >= 20, 5, "the first requests")
     run.send(signal.SIGTERM)
@@ -177,7 +184,7 @@ def test_a_probe_from_a_second_loopback_address_is_known_and_not_waited_for(proc
     assert run.wait(10) == 0
     err = run.stderr_text()
     assert "(quiet)" in err, err
-    assert re.search(r"taken for probes, not waited for: 127\.0\.0\.50 every 1\.0 s", err), err
+    assert re.search(r"taken for probes, not waited for: " + re.escape(probe_from) + r" every 1\.0 s", err), err
 
 
 @pytest.mark.timeout(60)

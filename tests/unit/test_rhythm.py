@@ -79,6 +79,32 @@ def test_a_poisson_client_is_almost_never_a_probes_clock(rate, most):
     assert found / 1000 <= most
 
 
+@pytest.mark.parametrize("rate", [0.05, 0.1, 0.2, 0.5, 1.0])
+@pytest.mark.parametrize("kind", [{"tight": True, "whole_seconds": True}, {"only_whole": True}])
+def test_a_poisson_client_is_all_but_never_a_probes_clock_of_whole_seconds(rate, kind):
+    # drain.py's probes: a tight tolerance, then a loose one; a whole-seconds period either
+    # way. Measured: 0 and 1 in 3,000 where any period (above) found 5 to 7.
+    found = sum(clock(poisson(rate, seed), *PROBE, 60.0, **kind) is not None for seed in range(1000))
+    assert found <= 1
+
+
+def test_four_tight_beats_of_a_10s_clock_are_certain_and_four_loose_ones_are_not():
+    history = [-52.63, -42.634, -22.627, -12.631]  # a few ms off their beats, as TIME_WAITs show them
+    loose = [-52.63, -42.57, -22.69, -12.57]  # 60 ms off: a loaded node's
+    assert clock(history, *PROBE, 0.0, chance=5e-5, whole_seconds=True, tight=True) is not None
+    assert clock(history, *PROBE, 0.0, chance=5e-5, whole_seconds=True) is None
+    assert clock(loose, *PROBE, 0.0, chance=5e-5, whole_seconds=True, tight=True) is None
+    assert clock(history[:3], *PROBE, 0.0, chance=5e-5, whole_seconds=True, tight=True) is None  # three: not yet
+
+
+def test_only_a_whole_seconds_period_is_a_tight_clock_or_an_only_whole_one():
+    strict = ticker(2.5, 1)
+    assert clock(strict, *PROBE) is not None  # an upload every 2.5 s keeps a clock ...
+    assert clock(strict, *PROBE, tight=True, whole_seconds=True) is None  # ... but not a probe's
+    assert clock(strict, *PROBE, only_whole=True) is None
+    assert clock(ticker(3.0, 1), *PROBE, only_whole=True) is not None
+
+
 def test_three_beats_on_a_whole_seconds_clock_are_a_probe_and_on_another_are_not():
     assert clock([-52.6, -42.6, -22.6], *PROBE, 0.0, whole_seconds=True) is not None
     assert clock([-52.6, -42.6, -22.6], *PROBE, 0.0) is None  # MIN_ON without whole seconds
