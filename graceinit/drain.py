@@ -316,22 +316,28 @@ class _Source:
             self._probe = (found,)
         return self._probe[0]
 
+    def sidecar_probe(self, start: float) -> Optional[Clock]:
+        """The clock of a sidecar's probes: this peer's requests on connections of their own,
+        if they are a probe's with nothing between its beats, history included (a slow real
+        client on connections of its own hides there), beside a pool seen live long enough to
+        judge by alone (one moment of history says nothing of its rate)."""
+        if self.parts is None or self.fresh_only:
+            return None
+        fresh, kept = self.parts
+        if fresh is None or kept is None:
+            return None
+        beat = fresh.probe_clock(start)
+        if beat is None or beat.extra or len(kept.moments) - bisect_left(kept.moments, start) < RECENT_MOMENTS:
+            return None
+        return beat
+
     def counted(self, start: float) -> Optional["_Source"]:
         """What of this peer keeps the wait going: nothing if it is a probe; its kept-alive
-        requests alone if those on connections of their own are a probe's (a sidecar's probes
-        beside its pool); else all of it."""
+        requests alone beside a sidecar's probes; else all of it."""
         if self.probe_clock(start) is not None:
             return None
-        if self.parts is not None and not self.fresh_only:
-            fresh, kept = self.parts
-            if fresh is not None and kept is not None:
-                beat = fresh.probe_clock(start)
-                # Only a probe with nothing between its beats, history included (a slow real
-                # client on connections of its own hides there), beside a pool seen live long
-                # enough to judge by alone (one moment of history says nothing of its rate).
-                if (beat is not None and not beat.extra
-                        and len(kept.moments) - bisect_left(kept.moments, start) >= RECENT_MOMENTS):
-                    return kept
+        if self.sidecar_probe(start) is not None:
+            return self.parts[1]  # type: ignore[index]
         return self
 
     def rhythm(self, now: float, start: float) -> Tuple[str, bool]:
@@ -466,8 +472,8 @@ class Drain:
         found = {}
         for peer, source in self._sources.items():
             beat = source.probe_clock(self.start)
-            if beat is None and source.parts is not None and source.counted(self.start) is source.parts[1]:
-                beat = source.parts[0].probe_clock(self.start)  # type: ignore[union-attr]  # a sidecar's probes
+            if beat is None:
+                beat = source.sidecar_probe(self.start)
             if beat is not None:
                 found[peer] = beat.period
         return found

@@ -21,7 +21,7 @@ own, nothing between beats).
 from __future__ import annotations
 
 from math import exp, lgamma, log
-from typing import Callable, List, NamedTuple, Optional, Sequence
+from typing import List, NamedTuple, Optional, Sequence
 
 # A beat's moment is on time within max(JITTER_S, JITTER of the period): a loose tolerance,
 # for clocks whose moments wander (an upload's end moves with its transfer time, a loaded
@@ -91,7 +91,6 @@ def clock(moments: Sequence[float], shortest: float, longest: float,
     clearly keep one (see CHANCE). Moments before `complete_from` may be missing now and then.
     `whole_seconds`: a period of whole seconds counts as given; `only_whole`: no other period
     will do. `tight`: on time within the tight tolerance (TIGHT_S), not the loose one."""
-    jitter = _tight_jitter if tight else _jitter
     n = len(moments)
     if n < (MIN_ON_WHOLE if whole_seconds else MIN_ON):
         return None
@@ -104,9 +103,9 @@ def clock(moments: Sequence[float], shortest: float, longest: float,
     for guess in guesses:
         if not 0.8 * shortest <= guess <= 1.2 * longest:
             continue
-        fit = _fit(moments, _refined(gaps, guess, jitter), jitter, complete_from)
+        fit = _fit(moments, _refined(gaps, guess, tight), tight, complete_from)
         if (fit is None or not shortest <= fit.period <= longest
-                or not _kept(fit, n, len(guesses), chance, whole_seconds or only_whole, only_whole, jitter)):
+                or not _kept(fit, n, len(guesses), chance, whole_seconds or only_whole, only_whole, tight)):
             continue
         # Half the true period explains as many moments, with every other beat empty:
         # the clock that leaves fewest beats empty wins.
@@ -115,17 +114,16 @@ def clock(moments: Sequence[float], shortest: float, longest: float,
     return best
 
 
-def _kept(fit: Clock, n: int, tries: int, chance: float, whole_seconds: bool, only_whole: bool,
-          jitter: Callable[[float], float]) -> bool:
+def _kept(fit: Clock, n: int, tries: int, chance: float, whole_seconds: bool, only_whole: bool, tight: bool) -> bool:
     fitted, fewest = 2, MIN_ON  # the phase and the period were chosen to fit
-    p = min(1.0, 2 * jitter(fit.period) / fit.period)
-    whole = TIGHT_WHOLE_SECONDS if jitter is _tight_jitter else WHOLE_SECONDS
+    p = min(1.0, 2 * _tolerance(fit.period, tight) / fit.period)
+    whole = TIGHT_WHOLE_SECONDS if tight else WHOLE_SECONDS
     if whole_seconds and round(fit.period) >= 1 and abs(fit.period - round(fit.period)) <= whole:
         fitted, fewest = 1, MIN_ON_WHOLE
         # The second moment is not a free hit: it lands where the period comes out whole by
         # chance 2 * whole (any gap is some period), which the tight tolerance can undercut.
         p = max(p, 2 * whole)
-    elif only_whole or jitter is _tight_jitter:
+    elif only_whole or tight:
         # A period fitted to the moments is chosen from a continuum, among as many periods
         # as the tolerance tells apart: the tighter it is, the more of them to pick from, and
         # the binomial would not count them. Only a given period earns the tight tolerance.
@@ -161,10 +159,10 @@ def episodes(moments: Sequence[float], gap: float = EPISODE_GAP) -> List[float]:
     return starts
 
 
-def _refined(gaps: Sequence[float], guess: float, jitter: Callable[[float], float]) -> float:
+def _refined(gaps: Sequence[float], guess: float, tight: bool) -> float:
     """The period that the gaps close to a whole number of `guess` agree on (the median of
     gap / beats): one gap's jitter does not become the period's."""
-    tolerance = jitter(guess)
+    tolerance = _tolerance(guess, tight)
     each = []
     for gap in gaps:
         beats = round(gap / guess)
@@ -176,19 +174,15 @@ def _refined(gaps: Sequence[float], guess: float, jitter: Callable[[float], floa
     return each[len(each) // 2]
 
 
-def _jitter(period: float) -> float:
-    return max(JITTER_S, JITTER * period)
+def _tolerance(period: float, tight: bool) -> float:
+    """How far from its beat a moment is still on time."""
+    return max(TIGHT_S, TIGHT * period) if tight else max(JITTER_S, JITTER * period)
 
 
-def _tight_jitter(period: float) -> float:
-    return max(TIGHT_S, TIGHT * period)
-
-
-def _fit(moments: Sequence[float], period: float, jitter: Callable[[float], float],
-         complete_from: float = float("-inf")) -> Optional[Clock]:
+def _fit(moments: Sequence[float], period: float, tight: bool, complete_from: float = float("-inf")) -> Optional[Clock]:
     if period <= 0:
         return None
-    tolerance = jitter(period)
+    tolerance = _tolerance(period, tight)
     # The phase: the moment with the most others on its grid (the densest beat line).
     best_anchor, best_count = moments[0], -1
     step = max(1, len(moments) // 64)  # enough anchors to find the line, O(n * 64)
@@ -213,7 +207,7 @@ def _fit(moments: Sequence[float], period: float, jitter: Callable[[float], floa
         if period <= 0:
             return None
         anchor = mean_at - mean_beat * period
-        tolerance = jitter(period)
+        tolerance = _tolerance(period, tight)
     # Sort the moments: a beat interval runs from `tolerance` before a beat to `tolerance`
     # before the next; its first moment is on time or late, any later one is extra.
     on_count = late = extra = on_after = 0
