@@ -387,10 +387,14 @@ def test_a_probe_on_a_loaded_node_is_known_from_the_history(period, seed):
 
 
 @pytest.mark.parametrize("seed", range(10))
-def test_a_probe_mostly_missing_from_the_history_is_known_from_it(seed):
-    # The benchmark's probe client won the race to close 60 % of the time: those beats left
-    # no TIME_WAIT. Asking every beat of the history to be there held the wait 22 s.
-    trace = sorted(steady("10.6.0.2", 200, -2.0, 2.0) + kubelet("10.6.0.4", 1.0, seed, late=0.1, missing=0.6))
+@pytest.mark.parametrize("missing", [0.6, 0.8])
+def test_a_probe_mostly_missing_from_the_history_is_known_from_it(seed, missing):
+    # The benchmark's probe client won the race to close 60 % of the time, and 80 % on a
+    # quiet machine: those beats left no TIME_WAIT. Asking every beat of the history to be
+    # there held the wait 22 s; asking a fifth of them (round 5) held it to the max in 2 of
+    # 40 benchmark trials, however many beats came on time after the signal. The gaps of such
+    # a history (3, 4, 7 s) hide the period too: it is what they share.
+    trace = sorted(steady("10.6.0.2", 200, -2.0, 2.0) + kubelet("10.6.0.4", 1.0, seed, late=0.1, missing=missing))
     ended, reason, drain = replay_drain(trace, max_s=20.0)
     assert set(drain.probes()) == {"10.6.0.4"}
     assert reason == "quiet" and ended <= 2.0 + QUIET_FLOOR + 0.1

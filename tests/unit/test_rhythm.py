@@ -97,6 +97,26 @@ def test_four_tight_beats_of_a_10s_clock_are_certain_and_four_loose_ones_are_not
     assert clock(history[:3], *PROBE, 0.0, chance=5e-5, whole_seconds=True, tight=True) is None  # three: not yet
 
 
+def test_a_tight_clock_needs_no_share_of_its_beats_before_the_signal():
+    # 12 of a minute's 60 beats of a 1 s probe before the signal (the client closed the
+    # others first: no TIME_WAIT), every beat after it. The loose tolerance still asks for a
+    # fifth of the beats before (COVERAGE_BEFORE): a slow client's moments line up within it
+    # too often; within the tight one chance is what the binomial says.
+    before = [-60.0 + 0.37 + beat for beat in range(60) if beat % 5 == 0]
+    after = [0.37 + beat for beat in range(5)]
+    moments = before[:-1] + after  # 11 of 60 before: under a fifth
+    assert clock(moments, *PROBE, 0.0, chance=5e-4, only_whole=True, tight=True) is not None
+    assert clock(moments, *PROBE, 0.0, chance=5e-4, only_whole=True) is None
+
+
+def test_a_whole_seconds_period_is_what_the_gaps_share():
+    # a 1 s probe's history with most beats missing: gaps of 3, 4, 7 s and so on, none of 1 s;
+    # the median gap, its half and third would guess 4, 2 and 1.33 s
+    history = [-58.63, -55.63, -51.63, -44.63, -40.63, -37.63, -33.63, -26.63, -22.63, -18.63, -15.63]
+    found = clock(history, *PROBE, 0.0, chance=5e-5, only_whole=True, tight=True)
+    assert found is not None and found.period == pytest.approx(1.0, abs=0.002)
+
+
 def test_only_a_whole_seconds_period_is_a_tight_clock_or_an_only_whole_one():
     strict = ticker(2.5, 1)
     assert clock(strict, *PROBE) is not None  # an upload every 2.5 s keeps a clock ...
