@@ -274,15 +274,12 @@ def free_port() -> int:
 
 def probe(port: int, timeout: float = 2.0) -> int | None:
     """One GET; the X-Pid of a 200 answer, or None."""
+    # Imported here: this file also runs as the server script (`--serve`), without the
+    # repository on its path.
+    from benchmarks.drain_apps import http10
+
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-            sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
-            data = b""
-            while True:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+        data = http10(("127.0.0.1", port), "/", timeout)
     except OSError:
         return None
     for line in data.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
