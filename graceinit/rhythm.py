@@ -94,6 +94,7 @@ def clock(moments: Sequence[float], shortest: float, longest: float,
     clearly keep one (see CHANCE). Moments before `complete_from` may be missing now and then.
     `whole_seconds`: a period of whole seconds counts as given; `only_whole`: no other period
     will do. `tight`: on time within the tight tolerance (TIGHT_S), not the loose one."""
+    whole_seconds = whole_seconds or only_whole
     n = len(moments)
     if n < (MIN_ON_WHOLE if whole_seconds else MIN_ON):
         return None
@@ -102,7 +103,7 @@ def clock(moments: Sequence[float], shortest: float, longest: float,
     # Beats go missing, so the median gap may be two or three periods; the shortest
     # common gap is a guess too. Each guess is refined from the gaps it explains.
     guesses = {median, median / 2, median / 3, gaps[len(gaps) // 4]}
-    if whole_seconds or only_whole:
+    if whole_seconds:
         # A whole-seconds clock whose history is mostly missing (a probe's connections that
         # the client closed first) shows gaps of 3, 4, 7 s: the period is what they share.
         shared = _shared_whole(gaps, tight)
@@ -114,7 +115,7 @@ def clock(moments: Sequence[float], shortest: float, longest: float,
             continue
         fit = _fit(moments, _refined(gaps, guess, tight), tight, complete_from)
         if (fit is None or not shortest <= fit.period <= longest
-                or not _kept(fit, n, len(guesses), chance, whole_seconds or only_whole, only_whole, tight)):
+                or not _kept(fit, n, len(guesses), chance, whole_seconds, only_whole, tight)):
             continue
         # Half the true period explains as many moments, with every other beat empty:
         # the clock that leaves fewest beats empty wins.
